@@ -1,0 +1,24 @@
+"""HTTP middleware: a site-banned user's session gets 403 on the API and is logged out on pages."""
+
+from __future__ import annotations
+
+from django.contrib.auth import logout
+from django.http import JsonResponse
+
+
+class SiteBanMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            from rooms.selectors import user_is_site_banned
+
+            if user_is_site_banned(user_id=user.id):
+                if request.path.startswith("/api/"):
+                    return JsonResponse(
+                        {"code": "forbidden", "detail": "This account is banned site-wide."}, status=403
+                    )
+                logout(request)
+        return self.get_response(request)

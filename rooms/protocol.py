@@ -1,0 +1,213 @@
+"""The /ws/chat/ frames (CONTRACT §3): one schema per inbound type, one builder per outbound type.
+
+`message_dict` is shared with the REST serializer so web and mobile see the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Union
+
+from django.conf import settings
+
+from rooms.exceptions import BadRequest, TooLarge
+
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+CLIENT_ID_MAX = 64
+
+
+def iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def message_dict(message, *, room_slug: str | None = None, author_username: str | None = None) -> dict[str, Any]:
+    """The `message` object of CONTRACT §2/§3, for REST answers and WebSocket frames alike."""
+    return {
+        "id": message.id,
+        "room": room_slug if room_slug is not None else message.room.slug,
+        "author": {
+            "id": message.author_id,
+            "username": author_username if author_username is not None else message.author.username,
+        },
+        "body": message.body,
+        "created": iso(message.created),
+        "edited": iso(message.edited),
+        "client_id": message.client_id,
+    }
+
+
+# ----- inbound -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JoinFrame:
+    room: str
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class LeaveFrame:
+    room: str
+
+
+@dataclass(frozen=True)
+class MessageFrame:
+    room: str
+    body: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TypingFrame:
+    room: str
+
+
+@dataclass(frozen=True)
+class PingFrame:
+    pass
+
+
+InboundFrame = Union[JoinFrame, LeaveFrame, MessageFrame, TypingFrame, PingFrame]
+
+
+class FrameError(BadRequest):
+    """A frame that cannot be acted on; carries the client_id when one could be read."""
+
+    def __init__(self, detail: str, *, client_id: str | None = None, too_large: bool = False):
+        super().__init__(detail)
+        self.client_id = client_id
+        if too_large:
+            self.code = TooLarge.code
+
+
+def _room(data: dict) -> str:
+    room = data.get("room")
+    if not isinstance(room, str) or not SLUG_RE.match(room):
+        raise BadRequest('"room" must be a room slug: 1-64 letters, digits, "-" or "_".')
+    return room
+
+
+def _client_id(data: dict) -> str | None:
+    client_id = data.get("client_id")
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= CLIENT_ID_MAX:
+        raise BadRequest(f'"client_id" must be a string of 1-{CLIENT_ID_MAX} characters when given.')
+    return client_id
+
+
+def _parse_join(data: dict) -> JoinFrame:
+    after = data.get("after")
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+        raise BadRequest('"after" must be a non-negative integer message id when given.')
+    return JoinFrame(room=_room(data), after=after)
+
+
+def _parse_message(data: dict) -> MessageFrame:
+    client_id = None
+    try:
+        client_id = _client_id(data)
+        room = _room(data)
+        body = data.get("body")
+        if not isinstance(body, str):
+            raise BadRequest('"body" must be a string.')
+    except BadRequest as error:
+        raise FrameError(error.detail, client_id=client_id) from None
+    if len(body) > settings.CHAT_MAX_BODY_CHARS:
+        raise FrameError(
+            f"Message body is {len(body)} characters; the limit is {settings.CHAT_MAX_BODY_CHARS}.",
+            client_id=client_id,
+            too_large=True,
+        )
+    if not body.strip():
+        raise FrameError('"body" must not be empty.', client_id=client_id)
+    return MessageFrame(room=room, body=body, client_id=client_id)
+
+
+_PARSERS = {
+    "join": _parse_join,
+    "leave": lambda data: LeaveFrame(room=_room(data)),
+    "message": _parse_message,
+    "typing": lambda data: TypingFrame(room=_room(data)),
+    "ping": lambda data: PingFrame(),
+}
+
+
+def parse_frame(text: str) -> InboundFrame:
+    """Validate one text frame into its dataclass, or raise FrameError (bad_request/too_large)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError("Frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise FrameError("Frame must be a JSON object with a \"type\".")
+    frame_type = data.get("type")
+    parser = _PARSERS.get(frame_type) if isinstance(frame_type, str) else None
+    if parser is None:
+        known = ", ".join(sorted(_PARSERS))
+        raise FrameError(f"Unknown frame type {frame_type!r}; expected one of: {known}.")
+    try:
+        return parser(data)
+    except FrameError:
+        raise
+    except BadRequest as error:
+        raise FrameError(error.detail) from None
+
+
+# ----- outbound ----------------------------------------------------------------------------
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def joined_frame(*, room: str, last_id: int, online: list[str]) -> dict[str, Any]:
+    return {"type": "joined", "room": room, "last_id": last_id, "online": online}
+
+
+def left_frame(*, room: str, reason: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "left", "room": room}
+    if reason:
+        frame["reason"] = reason
+    return frame
+
+
+def message_frame(message: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message", "message": message}
+
+
+def message_edited_frame(message: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message_edited", "message": message}
+
+
+def message_deleted_frame(*, room: str, message_id: int) -> dict[str, Any]:
+    return {"type": "message_deleted", "room": room, "id": message_id}
+
+
+def resync_frame(*, room: str) -> dict[str, Any]:
+    return {"type": "resync", "room": room}
+
+
+def typing_frame(*, room: str, user: str) -> dict[str, Any]:
+    return {"type": "typing", "room": room, "user": user}
+
+
+def presence_frame(*, room: str, user: str, online: bool) -> dict[str, Any]:
+    return {"type": "presence", "room": room, "user": user, "online": online}
+
+
+def pong_frame() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def error_frame(
+    *, code: str, detail: str, client_id: str | None = None, retry_after: float | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    return frame

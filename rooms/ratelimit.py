@@ -1,0 +1,107 @@
+"""Per-user token buckets shared by WebSocket and REST (CONTRACT §1 RATE_LIMIT_MESSAGES).
+
+A bucket holds N tokens and refills at N per window. With REDIS_URL the bucket lives in Redis
+(one Lua call, atomic across processes); without it, in this process's memory, which is exact
+because without Redis there is only one process. No library here: the ones available count
+fixed or sliding windows, not the token bucket the contract specifies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from rooms.exceptions import RateLimited
+from rooms.redis import get_redis
+
+
+@dataclass(frozen=True)
+class Rule:
+    capacity: int
+    window_seconds: float
+
+    @property
+    def refill_per_second(self) -> float:
+        return self.capacity / self.window_seconds
+
+
+def rule_for(action: str) -> Rule:
+    if action == "message":
+        return Rule(*settings.CHAT_MESSAGE_RATE)
+    if action == "typing":
+        # One typing notice per interval, with a little burst.
+        interval = settings.CHAT_TYPING_INTERVAL_SECONDS
+        return Rule(capacity=2, window_seconds=2 * interval)
+    raise ValueError(f"no rate rule for action {action!r}; add one to rooms.ratelimit.rule_for")
+
+
+# KEYS[1] bucket; ARGV capacity, refill/s, now, cost. Returns {allowed, retry_after*1000}.
+_TOKEN_BUCKET_LUA = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then tokens = capacity; ts = now end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local retry = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return {allowed, math.ceil(retry * 1000)}
+"""
+
+_local_buckets: dict[str, tuple[float, float]] = {}
+_local_lock = threading.Lock()
+_script = None
+
+
+def _consume_local(key: str, rule: Rule, now: float) -> float:
+    with _local_lock:
+        tokens, ts = _local_buckets.get(key, (float(rule.capacity), now))
+        tokens = min(rule.capacity, tokens + max(0.0, now - ts) * rule.refill_per_second)
+        if tokens >= 1:
+            _local_buckets[key] = (tokens - 1, now)
+            return 0.0
+        _local_buckets[key] = (tokens, now)
+        return (1 - tokens) / rule.refill_per_second
+
+
+def _consume_redis(key: str, rule: Rule, now: float) -> float:
+    global _script
+    client = get_redis()
+    if _script is None:
+        _script = client.register_script(_TOKEN_BUCKET_LUA)
+    allowed, retry_ms = _script(keys=[key], args=[rule.capacity, rule.refill_per_second, now, 1], client=client)
+    return 0.0 if int(allowed) else int(retry_ms) / 1000
+
+
+def consume(*, user_id: int, action: str) -> None:
+    """Take one token from the user's bucket for `action`, or raise RateLimited(retry_after)."""
+    rule = rule_for(action)
+    key = f"chatsite:rl:{action}:{user_id}"
+    now = time.time()
+    retry_after = _consume_redis(key, rule, now) if settings.REDIS_URL else _consume_local(key, rule, now)
+    if retry_after > 0:
+        raise RateLimited(
+            f"Too many {action}s: at most {rule.capacity} per {rule.window_seconds:g} s. "
+            f"Try again in {retry_after:.1f} s.",
+            retry_after=round(retry_after, 3),
+        )
+
+
+def reset_local_buckets() -> None:
+    """Forget in-process buckets (tests)."""
+    with _local_lock:
+        _local_buckets.clear()

@@ -1,0 +1,32 @@
+"""The process's Redis clients for state shared across processes (rate limits, tickets, presence)."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+import redis.asyncio
+from django.conf import settings
+
+
+@functools.cache
+def get_redis() -> redis.Redis:
+    """A thread-safe pooled client for sync code (services run in worker threads)."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+
+
+_async_clients: dict[int, redis.asyncio.Redis] = {}
+
+
+def get_async_redis() -> redis.asyncio.Redis:
+    """A client bound to the running event loop (an asyncio client must not cross loops)."""
+    import asyncio
+
+    loop_id = id(asyncio.get_running_loop())
+    client = _async_clients.get(loop_id)
+    if client is None:
+        client = redis.asyncio.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, max_connections=50
+        )
+        _async_clients[loop_id] = client
+    return client

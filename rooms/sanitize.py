@@ -1,0 +1,45 @@
+"""The one place bleach is called (bleach is end-of-life: a replacement is a one-file change).
+
+Safelist from CONTRACT §3: b, i, em, strong, code, pre, and a with http/https/mailto href and
+rel="nofollow noopener"; bare links become links; everything else is escaped, never executed.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import bleach
+from bleach.linkifier import LinkifyFilter
+
+ALLOWED_TAGS = frozenset({"b", "i", "em", "strong", "code", "pre", "a"})
+ALLOWED_ATTRIBUTES = {"a": ["href", "rel"]}
+ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
+LINK_REL = "nofollow noopener"
+
+
+def _set_rel(attrs: dict, new: bool = False) -> dict:
+    attrs[(None, "rel")] = LINK_REL
+    return attrs
+
+
+def _drop_unsafe_href(attrs: dict, new: bool = False) -> dict | None:
+    """A link bleach kept without an allowed href is shown as its text only."""
+    href = attrs.get((None, "href"), "")
+    if not href:
+        return None
+    return attrs
+
+
+_cleaner = bleach.sanitizer.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    protocols=ALLOWED_PROTOCOLS,
+    strip=False,
+    strip_comments=True,
+    filters=[partial(LinkifyFilter, callbacks=[_drop_unsafe_href, _set_rel], parse_email=True)],
+)
+
+
+def sanitize_body(raw: str) -> str:
+    """Safe HTML for a message body typed by a user."""
+    return _cleaner.clean(raw)

@@ -1,0 +1,132 @@
+"""Reads with access control, used by the consumer, every REST view and the pages alike.
+
+A private room the user is not in answers NotFound, exactly like a missing one, so existence is
+never revealed.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from rooms.exceptions import Forbidden, NotFound
+from rooms.models import Membership, Message, Room, RoomBan, RoomMute, SiteBan
+
+
+def user_is_moderator(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_moderator)
+
+
+def user_can_moderate_room(*, user, room: Room) -> bool:
+    return room.owner_id == user.id or user_is_moderator(user)
+
+
+def user_is_site_banned(*, user_id: int) -> bool:
+    return SiteBan.objects.active().filter(user_id=user_id).exists()
+
+
+def user_is_room_banned(*, user_id: int, room_id: int) -> bool:
+    return RoomBan.objects.active().filter(user_id=user_id, room_id=room_id).exists()
+
+
+def user_is_room_muted(*, user_id: int, room_id: int) -> bool:
+    return RoomMute.objects.active().filter(user_id=user_id, room_id=room_id).exists()
+
+
+def user_is_member(*, user_id: int, room_id: int) -> bool:
+    return Membership.objects.filter(user_id=user_id, room_id=room_id).exists()
+
+
+def room_list_for_user(*, user) -> QuerySet[Room]:
+    """Public rooms and the private rooms the user belongs to, with member counts."""
+    return (
+        Room.objects.filter(Q(is_private=False) | Q(memberships__user=user))
+        .distinct()
+        .select_related("owner")
+        .annotate(member_count=Count("memberships", distinct=True))
+        .order_by("slug")
+    )
+
+
+def room_get_visible(*, user, slug: str) -> Room:
+    """The room if the user may see it (public, or a member, or a moderator); NotFound otherwise."""
+    room = Room.objects.select_related("owner").filter(slug=slug).first()
+    if room is None:
+        raise NotFound(f"No room {slug!r}.")
+    if room.is_private and not user_is_moderator(user) and not user_is_member(user_id=user.id, room_id=room.id):
+        raise NotFound(f"No room {slug!r}.")
+    return room
+
+
+def room_get_for_reader(*, user, slug: str) -> Room:
+    """The room if the user may read its messages: visible and not banned from it."""
+    room = room_get_visible(user=user, slug=slug)
+    if user_is_room_banned(user_id=user.id, room_id=room.id) and not user_is_moderator(user):
+        raise Forbidden(f"You are banned from {slug!r}.")
+    return room
+
+
+def room_get_for_member(*, user, slug: str) -> Room:
+    """The room if the user is a member of it (not banned); NotFound/Forbidden otherwise."""
+    room = room_get_for_reader(user=user, slug=slug)
+    if not user_is_member(user_id=user.id, room_id=room.id):
+        raise Forbidden(f"You are not a member of {slug!r}; join it first.")
+    return room
+
+
+def room_member_count(*, room: Room) -> int:
+    return Membership.objects.filter(room=room).count()
+
+
+def message_get_visible(*, user, message_id: int) -> Message:
+    """A message (not deleted) in a room the user can read; NotFound otherwise."""
+    message = (
+        Message.objects.select_related("room", "author")
+        .filter(pk=message_id, deleted__isnull=True)
+        .first()
+    )
+    if message is None:
+        raise NotFound(f"No message {message_id}.")
+    try:
+        room_get_visible(user=user, slug=message.room.slug)
+    except NotFound:
+        raise NotFound(f"No message {message_id}.") from None
+    return message
+
+
+def message_history(
+    *, room: Room, before: int | None = None, after: int | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """A page of live (not deleted) messages ascending by id, and whether more exist beyond it.
+
+    No cursor: the newest `limit`; `before`: the newest with id < before; `after`: the oldest
+    with id > after. `has_more` looks in the page's direction.
+    """
+    queryset = Message.objects.filter(room=room, deleted__isnull=True).select_related("author")
+    if after is not None:
+        page = list(queryset.filter(id__gt=after).order_by("id")[: limit + 1])
+        has_more = len(page) > limit
+        return page[:limit], has_more
+    if before is not None:
+        queryset = queryset.filter(id__lt=before)
+    page = list(queryset.order_by("-id")[: limit + 1])
+    has_more = len(page) > limit
+    return list(reversed(page[:limit])), has_more
+
+
+def messages_after(*, room_id: int, after: int, limit: int) -> list[Message]:
+    """Replay for a socket: messages with id > after in order, deleted ones included (caller filters)."""
+    return list(
+        Message.objects.filter(room_id=room_id, id__gt=after)
+        .select_related("author", "room")
+        .order_by("id")[:limit]
+    )
+
+
+def active_room_restrictions(*, user_id: int, room_id: int) -> tuple[bool, bool]:
+    """(banned, muted) for one user in one room, in one round trip each."""
+    now = timezone.now()
+    return (
+        RoomBan.objects.active(now).filter(user_id=user_id, room_id=room_id).exists(),
+        RoomMute.objects.active(now).filter(user_id=user_id, room_id=room_id).exists(),
+    )

@@ -1,0 +1,366 @@
+"""Every write of chatsite: one function per action, used by WebSocket, REST and admin alike.
+
+Each function checks permissions first, then writes inside one transaction, then schedules its
+broadcast on commit (rooms/events.py). Moderation actions write one AuditLog row each.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from rooms import events, ratelimit
+from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, SlowMode, TooLarge
+from rooms.models import AuditLog, Membership, Message, Report, Room, RoomBan, RoomMute, SiteBan
+from rooms.sanitize import sanitize_body
+from rooms.selectors import (
+    active_room_restrictions,
+    user_can_moderate_room,
+    user_is_member,
+    user_is_moderator,
+    user_is_room_banned,
+)
+
+User = get_user_model()
+
+MAX_BODY_CHARS = 4000
+
+
+def _audit(*, actor, action: str, room=None, target_user=None, message_id=None, reason="", **detail) -> None:
+    AuditLog.objects.create(
+        actor=actor,
+        action=action,
+        room=room,
+        target_user=target_user,
+        message_id=message_id,
+        reason=reason or "",
+        detail={key: value for key, value in detail.items() if value is not None},
+    )
+
+
+def _require_room_moderator(*, actor, room: Room) -> None:
+    if not user_can_moderate_room(user=actor, room=room):
+        raise Forbidden("Only the room's owner or a moderator may do this.")
+
+
+def _user_by_username(username: str):
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"No user {username!r}.")
+    return user
+
+
+def _check_body(body: str) -> str:
+    if not isinstance(body, str):
+        raise BadRequest('"body" must be a string.')
+    if len(body) > MAX_BODY_CHARS:
+        raise TooLarge(f"Message body is {len(body)} characters; the limit is {MAX_BODY_CHARS}.")
+    if not body.strip():
+        raise BadRequest('"body" must not be empty.')
+    return body
+
+
+def _check_until(until: datetime | None) -> None:
+    if until is not None and until <= timezone.now():
+        raise BadRequest('"until" must be in the future; omit it for no end.')
+
+
+# ----- rooms ---------------------------------------------------------------------------------
+
+
+def room_create(*, user, name: str, slug: str | None = None, topic: str = "", is_private: bool = False) -> Room:
+    """Create a room owned by `user`, who becomes its first member; Conflict if the slug is taken."""
+    slug = slug or slugify(name)[:64]
+    if not slug:
+        raise BadRequest('Give a "slug" of letters, digits, "-" or "_": none could be made from the name.')
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(slug=slug, name=name, topic=topic, is_private=is_private, owner=user)
+            Membership.objects.create(room=room, user=user)
+    except IntegrityError:
+        raise Conflict(f"The slug {slug!r} is taken; choose another.", fields={"slug": ["taken"]}) from None
+    return room
+
+
+def room_update(
+    *, actor, room: Room, name: str | None = None, topic: str | None = None, slow_mode_seconds: int | None = None
+) -> Room:
+    """Change a room's name, topic or slow mode (owner or moderator); audited."""
+    _require_room_moderator(actor=actor, room=room)
+    changes = {}
+    if name is not None:
+        room.name = changes["name"] = name
+    if topic is not None:
+        room.topic = changes["topic"] = topic
+    if slow_mode_seconds is not None:
+        if slow_mode_seconds < 0:
+            raise BadRequest('"slow_mode_seconds" must be 0 (off) or more.')
+        room.slow_mode_seconds = changes["slow_mode_seconds"] = slow_mode_seconds
+    with transaction.atomic():
+        room.save(update_fields=list(changes) or None)
+        _audit(actor=actor, action=AuditLog.Action.ROOM_UPDATE, room=room, **changes)
+        events.room_updated(room)
+    return room
+
+
+def room_join(*, user, room: Room) -> Membership:
+    """Join a public room (idempotent); Forbidden when banned; NotFound for a private room."""
+    if room.is_private and not user_is_member(user_id=user.id, room_id=room.id):
+        raise NotFound(f"No room {room.slug!r}.")
+    if user_is_room_banned(user_id=user.id, room_id=room.id):
+        raise Forbidden(f"You are banned from {room.slug!r}.")
+    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    return membership
+
+
+def room_invite(*, actor, room: Room, username: str) -> Membership:
+    """Add `username` to a private room (owner or moderator); audited."""
+    _require_room_moderator(actor=actor, room=room)
+    user = _user_by_username(username)
+    if user_is_room_banned(user_id=user.id, room_id=room.id):
+        raise Forbidden(f"{username} is banned from {room.slug!r}; lift the ban first.")
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(room=room, user=user)
+        if created:
+            _audit(actor=actor, action=AuditLog.Action.MEMBER_INVITE, room=room, target_user=user)
+    return membership
+
+
+def room_leave(*, user, room: Room) -> None:
+    """Stop being a member; NotFound if the user was not one. Open sockets leave the room."""
+    with transaction.atomic():
+        deleted, _ = Membership.objects.filter(room=room, user=user).delete()
+        if not deleted:
+            raise NotFound(f"You are not a member of {room.slug!r}.")
+        events.room_user_removed(room=room, user_id=user.id)
+
+
+# ----- messages ------------------------------------------------------------------------------
+
+
+def message_post(*, user, room: Room, body: str, client_id: str | None = None) -> tuple[Message, bool]:
+    """Store a message and broadcast it; returns (message, created).
+
+    A `client_id` the user already used returns the stored message, uncounted and not broadcast
+    again. Checks membership, room ban, mute, slow mode, then the rate limit (refused frames do
+    not spend tokens). Locks the room row while inserting, so ids are in commit order per room.
+    """
+    body = _check_body(body)
+    if client_id is not None:
+        existing = Message.objects.select_related("room", "author").filter(author=user, client_id=client_id).first()
+        if existing is not None:
+            return existing, False
+    if not user_is_member(user_id=user.id, room_id=room.id):
+        raise Forbidden(f"You are not a member of {room.slug!r}; join it first.")
+    banned, muted = active_room_restrictions(user_id=user.id, room_id=room.id)
+    if banned:
+        raise Forbidden(f"You are banned from {room.slug!r}.")
+    if muted:
+        raise Forbidden(f"You are muted in {room.slug!r}: you may read but not post.")
+    if room.slow_mode_seconds and not user_can_moderate_room(user=user, room=room):
+        last_created = (
+            Message.objects.filter(room=room, author=user).order_by("-id").values_list("created", flat=True).first()
+        )
+        if last_created is not None:
+            wait = (last_created + timedelta(seconds=room.slow_mode_seconds) - timezone.now()).total_seconds()
+            if wait > 0:
+                raise SlowMode(
+                    f"Slow mode: one message every {room.slow_mode_seconds} s in this room.",
+                    retry_after=round(wait, 3),
+                )
+    ratelimit.consume(user_id=user.id, action="message")
+    sanitized = sanitize_body(body)
+    try:
+        with transaction.atomic():
+            last_id = Room.objects.select_for_update().values_list("last_message_id", flat=True).get(pk=room.pk)
+            message = Message.objects.create(
+                room=room, author=user, body=sanitized, body_raw=body, client_id=client_id, prev_id=last_id
+            )
+            Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
+            message.room, message.author = room, user
+            events.message_created(message)
+    except IntegrityError:
+        # Two sends of one client_id raced; the other one won, answer with its row.
+        existing = Message.objects.select_related("room", "author").filter(author=user, client_id=client_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    from chatsite import metrics
+
+    metrics.MESSAGES_ACCEPTED.inc()
+    return message, True
+
+
+def message_edit(*, user, message: Message, body: str) -> Message:
+    """The author changes a message's body; broadcast `message_edited`."""
+    if message.author_id != user.id:
+        raise Forbidden("Only the author may edit a message.")
+    if message.is_deleted:
+        raise NotFound(f"No message {message.id}.")
+    body = _check_body(body)
+    if user_is_room_banned(user_id=user.id, room_id=message.room_id):
+        raise Forbidden("You are banned from this room.")
+    message.body_raw = body
+    message.body = sanitize_body(body)
+    message.edited = timezone.now()
+    with transaction.atomic():
+        message.save(update_fields=["body", "body_raw", "edited"])
+        events.message_edited(message)
+    return message
+
+
+def message_delete(*, actor, message: Message) -> None:
+    """The author or a room moderator removes a message from history; broadcast `message_deleted`."""
+    is_author = message.author_id == actor.id
+    if not is_author:
+        _require_room_moderator(actor=actor, room=message.room)
+    if message.is_deleted:
+        raise NotFound(f"No message {message.id}.")
+    with transaction.atomic():
+        message.deleted = timezone.now()
+        message.deleted_by = actor
+        message.save(update_fields=["deleted", "deleted_by"])
+        if not is_author:
+            _audit(
+                actor=actor,
+                action=AuditLog.Action.MESSAGE_DELETE,
+                room=message.room,
+                target_user=message.author,
+                message_id=message.id,
+            )
+        events.message_deleted(message)
+
+
+def message_restore(*, actor, message: Message) -> None:
+    """A moderator puts a deleted message back into history (it keeps its id); audited."""
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may restore messages.")
+    with transaction.atomic():
+        message.deleted = None
+        message.deleted_by = None
+        message.save(update_fields=["deleted", "deleted_by"])
+        _audit(
+            actor=actor,
+            action=AuditLog.Action.MESSAGE_RESTORE,
+            room=message.room,
+            target_user=message.author,
+            message_id=message.id,
+        )
+
+
+def message_report(*, user, message: Message, reason: str) -> Report:
+    """A reader flags a message for moderators."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest('"reason" must say what is wrong with the message.')
+    if not user_is_member(user_id=user.id, room_id=message.room_id) and not user_is_moderator(user):
+        raise Forbidden("Only members of the room may report its messages.")
+    return Report.objects.create(message=message, reporter=user, reason=reason[:500])
+
+
+def report_resolve(*, actor, report: Report) -> Report:
+    """A moderator closes a report; audited."""
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may resolve reports.")
+    if report.resolved is not None:
+        return report
+    with transaction.atomic():
+        report.resolved = timezone.now()
+        report.resolved_by = actor
+        report.save(update_fields=["resolved", "resolved_by"])
+        _audit(
+            actor=actor,
+            action=AuditLog.Action.REPORT_RESOLVE,
+            room=report.message.room,
+            message_id=report.message_id,
+            detail_report=report.id,
+        )
+    return report
+
+
+# ----- moderation ----------------------------------------------------------------------------
+
+
+def room_ban(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomBan:
+    """Ban a user from a room (owner or moderator): their sockets get `left`/`banned` at once."""
+    _require_room_moderator(actor=actor, room=room)
+    _check_until(until)
+    user = _user_by_username(username)
+    if user.id == room.owner_id or user.id == actor.id:
+        raise BadRequest("The room's owner and you yourself cannot be banned from it.")
+    with transaction.atomic():
+        ban, _ = RoomBan.objects.update_or_create(
+            room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
+        )
+        _audit(actor=actor, action=AuditLog.Action.ROOM_BAN, room=room, target_user=user, reason=reason,
+               until=until.isoformat() if until else None)
+        events.room_user_banned(room=room, user_id=user.id)
+    return ban
+
+
+def room_unban(*, actor, room: Room, username: str) -> None:
+    _require_room_moderator(actor=actor, room=room)
+    user = _user_by_username(username)
+    with transaction.atomic():
+        deleted, _ = RoomBan.objects.filter(room=room, user=user).delete()
+        if not deleted:
+            raise NotFound(f"{username} is not banned from {room.slug!r}.")
+        _audit(actor=actor, action=AuditLog.Action.ROOM_UNBAN, room=room, target_user=user)
+
+
+def room_mute(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomMute:
+    """Mute a user in a room: they read, every message they send answers `forbidden`."""
+    _require_room_moderator(actor=actor, room=room)
+    _check_until(until)
+    user = _user_by_username(username)
+    if user.id == room.owner_id or user.id == actor.id:
+        raise BadRequest("The room's owner and you yourself cannot be muted in it.")
+    with transaction.atomic():
+        mute, _ = RoomMute.objects.update_or_create(
+            room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
+        )
+        _audit(actor=actor, action=AuditLog.Action.ROOM_MUTE, room=room, target_user=user, reason=reason,
+               until=until.isoformat() if until else None)
+    return mute
+
+
+def room_unmute(*, actor, room: Room, username: str) -> None:
+    _require_room_moderator(actor=actor, room=room)
+    user = _user_by_username(username)
+    with transaction.atomic():
+        deleted, _ = RoomMute.objects.filter(room=room, user=user).delete()
+        if not deleted:
+            raise NotFound(f"{username} is not muted in {room.slug!r}.")
+        _audit(actor=actor, action=AuditLog.Action.ROOM_UNMUTE, room=room, target_user=user)
+
+
+def site_ban(*, actor, username: str, until: datetime | None = None, reason: str = "") -> SiteBan:
+    """Ban a user site-wide (moderators): sockets close with 4003, tokens and REST answer 403."""
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may ban site-wide.")
+    _check_until(until)
+    user = _user_by_username(username)
+    if user.id == actor.id or user.is_superuser:
+        raise BadRequest("You cannot ban yourself or a superuser site-wide.")
+    with transaction.atomic():
+        ban, _ = SiteBan.objects.update_or_create(
+            user=user, defaults={"until": until, "reason": reason, "created_by": actor}
+        )
+        _audit(actor=actor, action=AuditLog.Action.SITE_BAN, target_user=user, reason=reason,
+               until=until.isoformat() if until else None)
+        events.user_site_banned(user_id=user.id)
+    return ban
+
+
+def site_unban(*, actor, username: str) -> None:
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may lift site-wide bans.")
+    user = _user_by_username(username)
+    with transaction.atomic():
+        deleted, _ = SiteBan.objects.filter(user=user).delete()
+        if not deleted:
+            raise NotFound(f"{username} is not banned site-wide.")
+        _audit(actor=actor, action=AuditLog.Action.SITE_UNBAN, target_user=user)

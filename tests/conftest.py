@@ -1,0 +1,92 @@
+"""Shared fixtures: factories for users and rooms, service markers, a clean Redis test database."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _service_missing(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(f"SKIPPED LOUDLY: {reason}")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        _service_missing("this test needs PostgreSQL: set DATABASE_URL=postgres://... (make test does when it answers)")
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        _service_missing("this test needs Redis: set REDIS_URL=redis://... (make test does when it answers)")
+    if item.get_closest_marker("browser") and not os.path.exists("/usr/bin/chromium"):
+        _service_missing("this test needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_state():
+    """Each test starts with empty rate-limit buckets, cache and (test) Redis database."""
+    from django.core.cache import cache
+
+    from rooms import ratelimit
+
+    ratelimit.reset_local_buckets()
+    if settings.REDIS_URL:
+        from rooms.redis import get_redis
+
+        get_redis().flushdb()
+    else:
+        cache.clear()
+    yield
+
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def password() -> str:
+    return "a-Strong-pass-4821"
+
+
+@pytest.fixture
+def user_factory(db, password):
+    from django.contrib.auth import get_user_model
+
+    def make(username: str | None = None, **fields):
+        username = username or f"user{next(_counter)}"
+        user = get_user_model().objects.create_user(username=username, password=password, **fields)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def moderator_factory(user_factory):
+    from django.contrib.auth.models import Group
+
+    def make(username: str | None = None):
+        user = user_factory(username, is_staff=True)
+        user.groups.add(Group.objects.get(name="Moderators"))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def room_factory(db, user_factory):
+    from rooms.services import room_create
+
+    def make(slug: str | None = None, *, owner=None, is_private: bool = False, members=(), **fields):
+        owner = owner or user_factory()
+        slug = slug or f"room-{next(_counter)}"
+        room = room_create(user=owner, name=fields.pop("name", slug.title()), slug=slug, is_private=is_private, **fields)
+        from rooms.models import Membership
+
+        for member in members:
+            Membership.objects.get_or_create(room=room, user=member)
+        return room
+
+    return make
