@@ -90,3 +90,20 @@ def room_factory(db, user_factory):
         return room
 
     return make
+
+
+@pytest.fixture
+def daphne_factory(transactional_db):
+    """Start real daphne processes on free ports against the test database and Redis; stopped after."""
+    from tests.support.servers import DaphneProcess
+
+    started: list[DaphneProcess] = []
+
+    def start(**kwargs) -> DaphneProcess:
+        server = DaphneProcess(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
