@@ -1,0 +1,38 @@
+"""DRF throttles for the anonymous auth endpoints (CONTRACT §1 `AUTH_THROTTLE`).
+
+Counted per client address in the Django cache, which is Redis when REDIS_URL is set, so every
+process shares one budget. Beyond it DRF answers 429 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from rest_framework.throttling import SimpleRateThrottle
+
+_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|m|min|h|hour|d|day)\s*")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+class AuthThrottle(SimpleRateThrottle):
+    """Register, token and refresh calls per client address, at the `auth` rate."""
+
+    scope = "auth"
+
+    def get_rate(self) -> str | None:
+        # Read at request time, not import time (DRF's default), so override_settings works.
+        return settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get(self.scope)
+
+    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
+        # DRF only knows "30/m"; settings write windows such as "30/60s".
+        if rate is None:
+            return None, None
+        match = _RATE_RE.fullmatch(rate)
+        if not match:
+            raise ValueError(f"throttle rate {rate!r} must look like '30/60s' or '30/min'")
+        count, amount, unit = match.groups()
+        return int(count), int(float(amount or 1) * _UNIT_SECONDS[unit])
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

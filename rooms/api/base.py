@@ -1,0 +1,47 @@
+"""What every rooms API view shares: body size cap, error responses for the schema, lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework.request import Request
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from rooms import selectors
+from rooms.exceptions import NotFound, TooLarge
+from rooms.models import Message
+from rooms.serializers import MAX_ID
+
+# Well above a 4,000-character body in JSON (even \uXXXX-escaped), far below what hurts.
+MAX_REQUEST_BYTES = 64 * 1024
+
+ERROR = OpenApiResponse(description='`{"code", "detail", ...}` JSON error; field errors as extra keys.')
+
+
+class ChatAPIView(APIView):
+    """An authenticated JSON view refusing request bodies over MAX_REQUEST_BYTES with 413."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_REQUEST_BYTES:
+            raise TooLarge(f"Request body is {length} bytes; the limit is {MAX_REQUEST_BYTES}.")
+
+
+def validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
+    """Validate `data` (JSON body or query) or raise DRF's ValidationError (400 with field errors)."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def message_for(*, user, message_id: int) -> Message:
+    """A message the user can see, NotFound otherwise (ids past bigint included)."""
+    if not 0 < message_id <= MAX_ID:
+        raise NotFound(f"No message {message_id}.")
+    return selectors.message_get_visible(user=user, message_id=message_id)

@@ -1,0 +1,105 @@
+"""Message endpoints: history, post, edit, delete, report."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from rooms import selectors, services
+from rooms.api.base import ERROR, ChatAPIView, message_for, validated
+from rooms.protocol import message_dict
+from rooms.serializers import (
+    MessageEditSerializer,
+    MessagePageSerializer,
+    MessagePostSerializer,
+    MessageSerializer,
+    MessageHistoryQuerySerializer,
+    ReportCreatedSerializer,
+    ReportSerializer,
+)
+
+
+class MessageListView(ChatAPIView):
+    """A room's history (readers) and posting (members not banned or muted)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before", OpenApiTypes.INT, description="The newest `limit` with id < before."),
+            OpenApiParameter("after", OpenApiTypes.INT, description="The oldest `limit` with id > after."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-100, default 50."),
+        ],
+        responses={200: MessagePageSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR},
+        description="`results` ascend by id. Give `before` or `after`, not both (400).",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        query = validated(MessageHistoryQuerySerializer, request.query_params)
+        room = selectors.room_get_for_reader(user=request.user, slug=slug)
+        page, has_more = selectors.message_history(
+            room=room, before=query.get("before"), after=query.get("after"), limit=query["limit"]
+        )
+        return Response(
+            {"results": [message_dict(message, room_slug=room.slug) for message in page], "has_more": has_more}
+        )
+
+    @extend_schema(
+        request=MessagePostSerializer,
+        responses={
+            201: MessageSerializer,
+            200: MessageSerializer,
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            413: ERROR,
+            429: ERROR,
+        },
+        description="201 with the new message; 200 with the stored one when `client_id` was already used "
+        "by this user (a resend: nothing stored, broadcast or counted again).",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        room = selectors.room_get_visible(user=request.user, slug=slug)
+        data = validated(MessagePostSerializer, request.data)
+        message, created = services.message_post(
+            user=request.user, room=room, body=data["body"], client_id=data.get("client_id")
+        )
+        return Response(message_dict(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MessageDetailView(ChatAPIView):
+    """Edit (author) or delete (author, room owner or moderator) one message."""
+
+    @extend_schema(
+        request=MessageEditSerializer,
+        responses={200: MessageSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR},
+    )
+    def patch(self, request: Request, message_id: int) -> Response:
+        message = message_for(user=request.user, message_id=message_id)
+        data = validated(MessageEditSerializer, request.data)
+        message = services.message_edit(user=request.user, message=message, body=data["body"])
+        return Response(message_dict(message))
+
+    @extend_schema(request=None, responses={204: None, 401: ERROR, 403: ERROR, 404: ERROR})
+    def delete(self, request: Request, message_id: int) -> Response:
+        message = message_for(user=request.user, message_id=message_id)
+        services.message_delete(actor=request.user, message=message)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageReportView(ChatAPIView):
+    """Flag a message for moderators (members of its room)."""
+
+    @extend_schema(
+        request=ReportSerializer,
+        responses={201: ReportCreatedSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def post(self, request: Request, message_id: int) -> Response:
+        message = message_for(user=request.user, message_id=message_id)
+        data = validated(ReportSerializer, request.data)
+        report = services.message_report(user=request.user, message=message, reason=data["reason"])
+        return Response(
+            {"id": report.id, "message": message.id, "reason": report.reason, "created": report.created},
+            status=status.HTTP_201_CREATED,
+        )

@@ -1,0 +1,111 @@
+"""Room endpoints: list, create, read, update, join or invite, leave."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound as DRFNotFound
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from rooms import selectors, services
+from rooms.api.base import ERROR, ChatAPIView, validated
+from rooms.exceptions import BadRequest
+from rooms.serializers import (
+    MemberAddSerializer,
+    MembershipSerializer,
+    RoomCreateSerializer,
+    RoomSerializer,
+    RoomUpdateSerializer,
+    room_dict,
+)
+
+
+class RoomCursorPagination(CursorPagination):
+    ordering = "slug"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 100
+
+    def decode_cursor(self, request: Request):
+        try:
+            return super().decode_cursor(request)
+        except DRFNotFound:
+            # DRF says 404; a cursor the client mangled is a bad request.
+            raise BadRequest('Invalid "cursor": pass back the "next" or "previous" link unchanged.') from None
+
+
+class RoomListView(ChatAPIView):
+    """Rooms the user can see, and room creation."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From a previous page's next/previous."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1-100, default 50."),
+        ],
+        responses={200: RoomSerializer(many=True), 400: ERROR, 401: ERROR},
+        summary="List public rooms and the user's private rooms",
+    )
+    def get(self, request: Request) -> Response:
+        paginator = RoomCursorPagination()
+        page = paginator.paginate_queryset(selectors.room_list_for_user(user=request.user), request, view=self)
+        return paginator.get_paginated_response([room_dict(room) for room in page])
+
+    @extend_schema(
+        request=RoomCreateSerializer,
+        responses={201: RoomSerializer, 400: ERROR, 401: ERROR, 409: ERROR},
+        summary="Create a room; the creator owns it and is its first member",
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(RoomCreateSerializer, request.data)
+        room = services.room_create(user=request.user, **data)
+        return Response(room_dict(room), status=status.HTTP_201_CREATED)
+
+
+class RoomDetailView(ChatAPIView):
+    """One room: read (members, or anyone for a public room) and update (owner or moderator)."""
+
+    @extend_schema(responses={200: RoomSerializer, 401: ERROR, 404: ERROR})
+    def get(self, request: Request, slug: str) -> Response:
+        room = selectors.room_get_visible(user=request.user, slug=slug)
+        return Response(room_dict(room))
+
+    @extend_schema(request=RoomUpdateSerializer, responses={200: RoomSerializer, 400: ERROR, 403: ERROR, 404: ERROR})
+    def patch(self, request: Request, slug: str) -> Response:
+        room = selectors.room_get_visible(user=request.user, slug=slug)
+        data = validated(RoomUpdateSerializer, request.data)
+        room = services.room_update(actor=request.user, room=room, **data)
+        return Response(room_dict(room))
+
+
+class MembershipView(ChatAPIView):
+    """Join a public room yourself, or (owner/moderator) add `username` to a room."""
+
+    @extend_schema(
+        request=MemberAddSerializer,
+        responses={201: MembershipSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR},
+        description="Idempotent: answers 201 whether or not the user already was a member.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        room = selectors.room_get_visible(user=request.user, slug=slug)
+        data = validated(MemberAddSerializer, request.data)
+        username = data.get("username") or request.user.username
+        if username == request.user.username:
+            membership = services.room_join(user=request.user, room=room)
+        else:
+            membership = services.room_invite(actor=request.user, room=room, username=username)
+        return Response(
+            {"room": room.slug, "username": username, "joined": membership.joined}, status=status.HTTP_201_CREATED
+        )
+
+
+class MembershipMeView(ChatAPIView):
+    """Leave a room."""
+
+    @extend_schema(request=None, responses={204: None, 401: ERROR, 404: ERROR})
+    def delete(self, request: Request, slug: str) -> Response:
+        room = selectors.room_get_visible(user=request.user, slug=slug)
+        services.room_leave(user=request.user, room=room)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,171 @@
+"""Serializers of the rooms API: inbound validation, and outbound shapes for the OpenAPI schema.
+
+Messages are shaped by `rooms.protocol.message_dict` (shared with the WebSocket), so
+`MessageSerializer` only documents that shape; rooms are shaped by `room_dict` here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.serializers import StrictCharField
+from rooms.models import Room
+from rooms.protocol import iso
+from rooms.selectors import room_member_count
+
+# PostgreSQL bigint: a larger id or cursor can name no row; refusing it avoids a database error.
+MAX_ID = 2**63 - 1
+MAX_SLOW_MODE_SECONDS = 86400
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean only: not "yes", 1 or "false"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and data in ("true", "false"):  # form-encoded bodies
+            return data == "true"
+        self.fail("invalid", input=data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: not 1.5, "3" or true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
+            self.fail("invalid")
+        if isinstance(data, str) and not data.isdigit():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def room_dict(room: Room) -> dict[str, Any]:
+    """The `room` object of CONTRACT §2."""
+    member_count = getattr(room, "member_count", None)
+    if member_count is None:
+        member_count = room_member_count(room=room)
+    return {
+        "slug": room.slug,
+        "name": room.name,
+        "topic": room.topic,
+        "is_private": room.is_private,
+        "owner": room.owner.username,
+        "member_count": member_count,
+        "slow_mode_seconds": room.slow_mode_seconds,
+        "created": iso(room.created),
+    }
+
+
+# ----- outbound shapes (documentation) --------------------------------------------------------
+
+
+class RoomSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    topic = serializers.CharField()
+    is_private = serializers.BooleanField()
+    owner = serializers.CharField(help_text="The owner's username.")
+    member_count = serializers.IntegerField()
+    slow_mode_seconds = serializers.IntegerField()
+    created = serializers.DateTimeField()
+
+
+class AuthorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class MessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Strictly increasing within a room, in acceptance order.")
+    room = serializers.SlugField(help_text="The room's slug.")
+    author = AuthorSerializer()
+    body = serializers.CharField(help_text="Sanitised HTML.")
+    created = serializers.DateTimeField()
+    edited = serializers.DateTimeField(allow_null=True)
+    client_id = serializers.CharField(allow_null=True)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    has_more = serializers.BooleanField(help_text="More messages exist beyond this page in its direction.")
+
+
+class MembershipSerializer(serializers.Serializer):
+    room = serializers.SlugField()
+    username = serializers.CharField()
+    joined = serializers.DateTimeField()
+
+
+class ReportCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    message = serializers.IntegerField()
+    reason = serializers.CharField()
+    created = serializers.DateTimeField()
+
+
+class RestrictionSerializer(serializers.Serializer):
+    room = serializers.SlugField(required=False, help_text="Absent for a site-wide ban.")
+    username = serializers.CharField()
+    until = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(required=False)
+    created = serializers.DateTimeField()
+
+
+# ----- inbound ---------------------------------------------------------------------------------
+
+
+class RoomCreateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=100)
+    slug = serializers.SlugField(max_length=64, required=False)
+    topic = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    is_private = StrictBooleanField(required=False, default=False)
+
+
+class RoomUpdateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=100, required=False)
+    topic = StrictCharField(max_length=500, required=False, allow_blank=True)
+    slow_mode_seconds = StrictIntegerField(min_value=0, max_value=MAX_SLOW_MODE_SECONDS, required=False)
+
+
+class MemberAddSerializer(serializers.Serializer):
+    username = StrictCharField(max_length=150, required=False)
+
+
+class MessageHistoryQuerySerializer(serializers.Serializer):
+    before = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False)
+    after = StrictIntegerField(min_value=0, max_value=MAX_ID, required=False)
+    limit = StrictIntegerField(min_value=1, max_value=100, required=False, default=50)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "before" in attrs and "after" in attrs:
+            raise serializers.ValidationError('Give "before" or "after", not both.')
+        return attrs
+
+
+class MessagePostSerializer(serializers.Serializer):
+    # No max_length: the service answers 413 `too_large` past 4,000 characters, as the socket does.
+    body = StrictCharField(trim_whitespace=False)
+    client_id = StrictCharField(max_length=64, required=False, allow_null=True)
+
+
+class MessageEditSerializer(serializers.Serializer):
+    body = StrictCharField(trim_whitespace=False)
+
+
+class ReportSerializer(serializers.Serializer):
+    reason = StrictCharField(max_length=500)
+
+
+class RestrictionCreateSerializer(serializers.Serializer):
+    username = StrictCharField(max_length=150)
+    until = serializers.DateTimeField(required=False, allow_null=True)
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class MuteCreateSerializer(serializers.Serializer):
+    username = StrictCharField(max_length=150)
+    until = serializers.DateTimeField(required=False, allow_null=True)
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
