@@ -11,6 +11,9 @@ class SiteBanMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        # Probes and scrapes must not reach the session table (chatsite/ops.py).
+        if request.path in ("/healthz", "/readyz", "/metrics"):
+            return self.get_response(request)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             from rooms.selectors import user_is_site_banned
