@@ -1,0 +1,109 @@
+"""Users in the admin: superusers get Django's full UserAdmin; moderators a read-only view.
+
+Moderators can look users up (and ban them site-wide through rooms/services.py) but never edit
+them, change a password, or grant groups and permissions: those stay with superusers.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from accounts.models import MODERATORS_GROUP, User
+from rooms import services
+from rooms.admin.base import ServiceModelAdmin, restriction_action
+from rooms.models import SiteBan
+
+MODERATOR_FIELDSETS = (
+    (None, {"fields": ("username", "first_name", "last_name", "email")}),
+    ("Standing", {"fields": ("is_active", "is_staff", "moderator", "site_ban_status", "last_login", "date_joined")}),
+)
+
+
+class SiteBannedFilter(admin.SimpleListFilter):
+    title = "banned site-wide"
+    parameter_name = "site_banned"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "banned now"), ("no", "not banned")]
+
+    def queryset(self, request, queryset):
+        banned = Exists(SiteBan.objects.active().filter(user=OuterRef("pk")))
+        if self.value() == "yes":
+            return queryset.filter(banned)
+        if self.value() == "no":
+            return queryset.filter(~banned)
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
+    list_display = ["username", "email", "is_active", "is_staff", "moderator", "site_ban_status", "date_joined"]
+    list_filter = ["is_active", "is_staff", "is_superuser", "groups", SiteBannedFilter]
+    search_fields = ["username", "email", "first_name", "last_name"]
+    actions = ["ban_site_wide", "lift_site_ban"]
+
+    def get_fieldsets(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_fieldsets(request, obj)
+        return MODERATOR_FIELDSETS
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return [*super().get_readonly_fields(request, obj), "moderator", "site_ban_status"]
+        return [field for _, options in MODERATOR_FIELDSETS for field in options["fields"]]
+
+    # Only superusers edit accounts: a `change_user` permission would let its holder make
+    # themselves superuser, so it is not enough on its own.
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    @admin.display(description="moderator", boolean=True)
+    def moderator(self, user: User) -> bool:
+        return user.is_active and (user.is_superuser or (user.is_staff and any(
+            group.name == MODERATORS_GROUP for group in user.groups.all())))
+
+    @admin.display(description="banned site-wide")
+    def site_ban_status(self, user: User) -> str:
+        ban = SiteBan.objects.filter(user=user).first()
+        if ban is None:
+            return "—"
+        if ban.until is None:
+            return "banned (no end)"
+        if ban.until > timezone.now():
+            return f"banned until {ban.until:%Y-%m-%d %H:%M} UTC"
+        return "expired"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.action(description="Ban selected users site-wide", permissions=["moderate"])
+    def ban_site_wide(self, request, queryset):
+        usernames = sorted(queryset.values_list("username", flat=True))
+
+        def apply(reason, until):
+            self.apply_each(
+                request,
+                usernames,
+                lambda username: services.site_ban(actor=request.user, username=username, until=until, reason=reason),
+                done="Banned {count} user(s) site-wide.",
+            )
+
+        return restriction_action(self, request, queryset, title="Ban site-wide", targets=usernames, apply=apply)
+
+    @admin.action(description="Lift site-wide bans of selected users", permissions=["moderate"])
+    def lift_site_ban(self, request, queryset):
+        self.apply_each(
+            request,
+            sorted(queryset.filter(Q(site_ban__isnull=False)).values_list("username", flat=True)),
+            lambda username: services.site_unban(actor=request.user, username=username),
+            done="Lifted {count} site-wide ban(s).",
+        )
