@@ -1,13 +1,38 @@
-"""Run chatsite under daphne with the project's WebSocket settings (heartbeats, frame limits).
+"""Run chatsite under daphne with the project's WebSocket settings and a graceful shutdown.
 
 `python -m chatsite.serve --bind HOST --port PORT` is what `make run` and `make cluster` start.
+On SIGTERM or SIGINT the process stops listening, closes every socket with 4012 (daphne alone
+would just drop them, and its WebSocket library cannot send 1001 or 1012), waits briefly for the
+close handshakes, and exits: clients reconnect, possibly elsewhere, and resume after their last id.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
+import signal
 import sys
+from pathlib import Path
+
+logger = logging.getLogger("chatsite.serve")
+
+SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+def _prepare_metrics_dir() -> None:
+    """prometheus-client reads PROMETHEUS_MULTIPROC_DIR at import: it must exist first."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def _mark_metrics_dead() -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,28 +40,76 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bind", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("-v", "--verbosity", type=int, default=1)
     args = parser.parse_args(argv)
+    _prepare_metrics_dir()
+
+    # daphne's asyncio reactor must be installed before anything imports twisted.internet.reactor.
+    from daphne.server import Server
+    from daphne.endpoints import build_endpoint_description_strings
 
     import django
 
     django.setup()
     from django.conf import settings
-    from daphne.cli import CommandLineInterface
+    from twisted.internet import reactor
 
-    daphne_args = [
-        "--bind", args.bind,
-        "--port", str(args.port),
-        "--ping-interval", str(settings.CHAT_WS_PING_INTERVAL),
-        "--ping-timeout", str(settings.CHAT_WS_PING_TIMEOUT),
+    from chatsite.asgi import application
+    from rooms.hub import running_hubs
+
+    server = Server(
+        application=application,
+        endpoints=build_endpoint_description_strings(host=args.bind, port=args.port),
+        signal_handlers=False,
+        ping_interval=settings.CHAT_WS_PING_INTERVAL,
+        ping_timeout=settings.CHAT_WS_PING_TIMEOUT,
         # Clients reconnect and resume after their last id, so a daily forced reconnect is harmless
         # and bounds how long one socket can pin a process (docs/realtime.md).
-        "--websocket_timeout", "86400",
-        "--websocket_connect_timeout", "5",
-        "--http-timeout", "60",
-        "--application-close-timeout", "5",
-        "chatsite.asgi:application",
-    ]
-    CommandLineInterface().run(daphne_args)
+        websocket_timeout=86400,
+        websocket_connect_timeout=5,
+        websocket_handshake_timeout=5,
+        # Larger than CHAT_MAX_FRAME_BYTES so the consumer answers 1009 itself; bounded all the same.
+        websocket_max_message_size=4 * settings.CHAT_MAX_FRAME_BYTES,
+        websocket_max_frame_size=4 * settings.CHAT_MAX_FRAME_BYTES,
+        # A request (or a trickled upgrade) that has not finished in this time is dropped.
+        http_timeout=60,
+        application_close_timeout=5,
+        verbosity=args.verbosity,
+    )
+    shutting_down = False
+
+    async def close_sockets_then_stop() -> None:
+        for listener in server.listeners:
+            port = listener.result if hasattr(listener, "result") else None
+            if port is not None and hasattr(port, "stopListening"):
+                port.stopListening()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(hub.shutdown(code=4012) for hub in running_hubs())),
+                timeout=SHUTDOWN_GRACE_SECONDS + 2,
+            )
+        except Exception:
+            logger.warning("graceful shutdown did not finish cleanly", exc_info=True)
+        await asyncio.sleep(0.3)  # let the close frames reach the wire
+        reactor.stop()
+
+    def on_signal(signum, frame) -> None:
+        nonlocal shutting_down
+        if shutting_down:
+            reactor.callFromThread(reactor.stop)
+            return
+        shutting_down = True
+        logger.info("signal %s: closing sockets with 4012 and stopping", signum)
+        loop = reactor._asyncioEventloop
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(close_sockets_then_stop()))
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logger.info("chatsite listening on http://%s:%s", args.bind, args.port)
+    try:
+        server.run()
+    finally:
+        _mark_metrics_dead()
 
 
 if __name__ == "__main__":

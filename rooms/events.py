@@ -96,6 +96,14 @@ def user_site_banned(*, user_id: int) -> None:
     _send_on_commit(SITE_GROUP, {"type": "chat.site_ban", "user_id": user_id})
 
 
-def send_now(group: str, event: dict[str, Any]) -> None:
-    """An ephemeral broadcast with no row behind it (typing, presence)."""
-    _send(group, event)
+async def send_async(group: str, event: dict[str, Any]) -> None:
+    """An ephemeral broadcast with no row behind it (typing, presence), from async code."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, event)
+    except Exception:  # ephemeral: a lost typing or presence hint is repaired by the next one
+        logger.warning("group_send to %s failed", group, exc_info=True)
+        return
+    metrics.LAYER_MESSAGES.labels(direction="send").inc()

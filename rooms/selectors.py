@@ -130,3 +130,14 @@ def active_room_restrictions(*, user_id: int, room_id: int) -> tuple[bool, bool]
         RoomBan.objects.active(now).filter(user_id=user_id, room_id=room_id).exists(),
         RoomMute.objects.active(now).filter(user_id=user_id, room_id=room_id).exists(),
     )
+
+
+def room_replay(*, room_id: int, after: int | None, limit: int) -> tuple[int, list[Message]]:
+    """(room's last message id, up to `limit` messages after `after`) for a socket joining.
+
+    Called after the socket's process subscribed to the room, so nothing committed later is missed.
+    """
+    last_id = Room.objects.filter(pk=room_id).values_list("last_message_id", flat=True).first() or 0
+    if after is None:
+        return last_id, []
+    return last_id, messages_after(room_id=room_id, after=after, limit=limit)

@@ -117,6 +117,15 @@ def room_join(*, user, room: Room) -> Membership:
     return membership
 
 
+def room_join_by_slug(*, user, slug: str) -> Room:
+    """Join a room by slug, as the WebSocket `join` does: public rooms make the user a member."""
+    from rooms.selectors import room_get_visible
+
+    room = room_get_visible(user=user, slug=slug)
+    room_join(user=user, room=room)
+    return room
+
+
 def room_invite(*, actor, room: Room, username: str) -> Membership:
     """Add `username` to a private room (owner or moderator); audited."""
     _require_room_moderator(actor=actor, room=room)

@@ -1,0 +1,114 @@
+"""WebSocket handshake middleware: full origin check, then authentication into `scope["user"]`.
+
+Credentials, in order: `?ticket=` (single use), `Authorization: Bearer <access JWT>`, the Django
+session cookie. The cookie counts only when the handshake carries an allowed `Origin`: a native
+client that sends no Origin must use a header or a ticket (CONTRACT §3). State lives only in the
+scope; the consumer refuses the handshake when `scope["user"]` is not authenticated.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from urllib.parse import parse_qs
+
+from channels.auth import get_user as get_session_user
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.http.cookie import parse_cookie
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.tickets import ticket_redeem
+from chatsite import metrics
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class FullOriginValidator:
+    """Refuse a handshake whose Origin is not one of ALLOWED_ORIGINS (scheme, host and port).
+
+    Unlike channels' AllowedHostsOriginValidator this compares the whole origin and lets through
+    clients that send no Origin at all (native apps), marking them so cookies are not trusted.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.allowed = {origin.rstrip("/").lower() for origin in settings.ALLOWED_ORIGINS}
+
+    async def __call__(self, scope, receive, send):
+        origin = _header(scope, b"origin")
+        if origin is not None and origin.rstrip("/").lower() not in self.allowed:
+            metrics.HANDSHAKES_REFUSED.labels(reason="origin").inc()
+            await send({"type": "websocket.close", "code": 4001})
+            return
+        return await self.inner({**scope, "origin": origin}, receive, send)
+
+
+@database_sync_to_async
+def _user_for_id(user_id: int):
+    from rooms.selectors import user_is_site_banned
+
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or user_is_site_banned(user_id=user.id):
+        return None
+    return user
+
+
+@database_sync_to_async
+def _session_for_key(session_key: str):
+    engine = import_module(settings.SESSION_ENGINE)
+    return engine.SessionStore(session_key)
+
+
+async def authenticate_scope(scope) -> tuple[object, str]:
+    """(user or None, how) for a handshake; `how` names the credential or why none was accepted."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if "ticket" in query:
+        user_id = await database_sync_to_async(ticket_redeem)(query["ticket"][0])
+        if user_id is None:
+            return None, "bad_ticket"
+        user = await _user_for_id(user_id)
+        return user, "ticket" if user else "inactive_or_banned"
+
+    authorization = _header(scope, b"authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None, "bad_header"
+        try:
+            access = AccessToken(token.strip())
+        except TokenError:
+            return None, "bad_token"
+        user = await _user_for_id(int(access["user_id"]))
+        return user, "jwt" if user else "inactive_or_banned"
+
+    if scope.get("origin") is None:
+        return None, "no_credentials"
+    cookie = _header(scope, b"cookie")
+    session_key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME) if cookie else None
+    if not session_key:
+        return None, "no_credentials"
+    session = await _session_for_key(session_key)
+    user = await get_session_user({"session": session})
+    if not user.is_authenticated:
+        return None, "bad_session"
+    user = await _user_for_id(user.id)
+    return user, "session" if user else "inactive_or_banned"
+
+
+class WebSocketAuthMiddleware:
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        user, how = await authenticate_scope(scope)
+        return await self.inner(
+            {**scope, "user": user or AnonymousUser(), "auth_method": how}, receive, send
+        )

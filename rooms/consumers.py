@@ -1,0 +1,288 @@
+"""The /ws/chat/ consumer: frames in, service calls, frames out (CONTRACT §3).
+
+No ORM and no rules here: frames are validated by rooms/protocol.py, actions are rooms/services.py
+functions, and live traffic comes from the process's hub (rooms/hub.py), not from a channel-layer
+channel per socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chatsite import metrics
+from rooms import selectors, services
+from rooms.exceptions import ChatError, Forbidden
+from rooms.hub import get_hub
+from rooms.protocol import (
+    FrameError,
+    JoinFrame,
+    LeaveFrame,
+    MessageFrame,
+    PingFrame,
+    TypingFrame,
+    dumps,
+    error_frame,
+    joined_frame,
+    left_frame,
+    message_dict,
+    message_frame,
+    parse_frame,
+    pong_frame,
+    resync_frame,
+)
+
+logger = logging.getLogger("chatsite.ws")
+
+FLOOD_CODES = {"bad_request", "too_large"}
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_BANNED = 4003
+CLOSE_FLOOD = 4008
+CLOSE_SHUTTING_DOWN = 4012
+CLOSE_TOO_BIG = 1009
+
+
+@dataclass
+class Subscription:
+    """One joined room of one socket: what it was last sent, and a buffer while it replays."""
+
+    room: object
+    last_sent: int = 0
+    buffer: list | None = field(default_factory=list)
+    last_typing: float = 0.0
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    # No layer channel per socket: the hub reads the layer once for the whole process.
+    channel_layer_alias = "__hub_only__"
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.closed = True
+        self.hub = None
+        if user is None or not user.is_authenticated:
+            reason = self.scope.get("auth_method", "no_credentials")
+            metrics.HANDSHAKES_REFUSED.labels(reason=reason).inc()
+            logger.info("ws refused", extra={"event": "ws_refused", "reason": reason})
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        hub = get_hub()
+        if hub.closing:
+            metrics.HANDSHAKES_REFUSED.labels(reason="shutting_down").inc()
+            await self.close(code=CLOSE_SHUTTING_DOWN)
+            return
+        await hub.start()
+        self.user = user
+        self.user_id = user.id
+        self.username = user.username
+        self.conn_id = uuid.uuid4().hex
+        self.subscriptions: dict[int, Subscription] = {}
+        self.room_ids: dict[str, int] = {}
+        self.bad_frames: deque[float] = deque()
+        await self.accept()
+        self.closed = False
+        self.hub = hub
+        hub.add_socket(self)
+        metrics.WS_CONNECTIONS.inc()
+        logger.info("ws open", extra={"event": "ws_open", "user": self.username, "conn": self.conn_id})
+
+    async def disconnect(self, code: int) -> None:
+        self.closed = True
+        if self.hub is None:
+            return
+        hub, self.hub = self.hub, None
+        await hub.remove_socket(self)
+        metrics.WS_CONNECTIONS.dec()
+        logger.info(
+            "ws close", extra={"event": "ws_close", "user": self.username, "conn": self.conn_id, "code": code}
+        )
+
+    # ----- inbound ----------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return
+        if text_data is None:
+            await self.reject(code="bad_request", detail="Binary frames are not supported; send JSON text.")
+            return
+        max_bytes = settings.CHAT_MAX_FRAME_BYTES
+        if len(text_data) * 4 > max_bytes and len(text_data.encode("utf-8")) > max_bytes:
+            await self.close_with(CLOSE_TOO_BIG)
+            return
+        try:
+            frame = parse_frame(text_data)
+        except FrameError as error:
+            await self.reject(code=error.code, detail=error.detail, client_id=error.client_id)
+            return
+        try:
+            await self._handlers[type(frame)](self, frame)
+        except ChatError as error:
+            await self.reject(
+                code=error.code,
+                detail=error.detail,
+                client_id=getattr(frame, "client_id", None),
+                retry_after=error.retry_after,
+            )
+
+    async def on_join(self, frame: JoinFrame) -> None:
+        room = await database_sync_to_async(services.room_join_by_slug)(user=self.user, slug=frame.room)
+        subscription = self.subscriptions.get(room.id)
+        if subscription is None:
+            subscription = self.subscriptions[room.id] = Subscription(room=room)
+            self.room_ids[room.slug] = room.id
+            try:
+                feed = await self.hub.subscribe(self, room)
+            except BaseException:
+                self.subscriptions.pop(room.id, None)
+                self.room_ids.pop(room.slug, None)
+                raise
+            subscription.room = feed.room
+        else:
+            subscription.buffer = []  # a second join re-answers and replays like the first
+        limit = settings.CHAT_REPLAY_LIMIT
+        last_id, replay = await database_sync_to_async(selectors.room_replay)(
+            room_id=room.id, after=frame.after, limit=limit + 1
+        )
+        online = await self.hub.online(room.id)
+        await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online))
+        if frame.after is None:
+            subscription.last_sent = last_id
+        elif len(replay) > limit:
+            await self.send_frame(resync_frame(room=room.slug))
+            subscription.last_sent = max(last_id, replay[-1].id)
+        else:
+            subscription.last_sent = min(frame.after, last_id)
+            for message in replay:
+                if message.id > subscription.last_sent and message.deleted is None:
+                    await self.send_frame(message_frame(message_dict(message)))
+                subscription.last_sent = max(subscription.last_sent, message.id)
+        await self._flush(subscription)
+
+    async def _flush(self, subscription: Subscription) -> None:
+        """Deliver what arrived live during the replay, skipping what the replay already sent."""
+        buffer = subscription.buffer
+        while buffer:
+            message_id, text = buffer.pop(0)
+            if message_id is None or message_id > subscription.last_sent:
+                if message_id is not None:
+                    subscription.last_sent = message_id
+                await self._send_text(text)
+        subscription.buffer = None
+
+    async def on_leave(self, frame: LeaveFrame) -> None:
+        room_id = self.room_ids.get(frame.room)
+        if room_id is not None:
+            await self.leave_room(room_id)
+        else:
+            await self.send_frame(left_frame(room=frame.room))
+
+    async def on_message(self, frame: MessageFrame) -> None:
+        subscription = self._joined(frame.room)
+        message, created = await database_sync_to_async(services.message_post)(
+            user=self.user, room=subscription.room, body=frame.body, client_id=frame.client_id
+        )
+        payload = message_dict(message)
+        if created:
+            # Deliver on this process at once; the layer's copy arrives later as a duplicate.
+            await self.hub.accept_local(
+                {"room_id": message.room_id, "message": payload, "prev_id": message.prev_id,
+                 "accepted_at": time.time()}
+            )
+        else:
+            await self.send_frame(message_frame(payload))
+
+    async def on_typing(self, frame: TypingFrame) -> None:
+        subscription = self._joined(frame.room)
+        now = time.monotonic()
+        # Throttled per socket and room: extra notices within the interval are dropped, not errors.
+        if now - subscription.last_typing < settings.CHAT_TYPING_INTERVAL_SECONDS:
+            return
+        subscription.last_typing = now
+        await self.hub.publish_typing(room_id=subscription.room.id, user_id=self.user_id, username=self.username)
+
+    async def on_ping(self, frame: PingFrame) -> None:
+        await self.send_frame(pong_frame())
+
+    _handlers = {
+        JoinFrame: on_join,
+        LeaveFrame: on_leave,
+        MessageFrame: on_message,
+        TypingFrame: on_typing,
+        PingFrame: on_ping,
+    }
+
+    def _joined(self, slug: str) -> Subscription:
+        room_id = self.room_ids.get(slug)
+        if room_id is None:
+            raise Forbidden(f'Join {slug!r} first: send {{"type":"join","room":"{slug}"}}.')
+        return self.subscriptions[room_id]
+
+    # ----- outbound ---------------------------------------------------------------------------
+
+    async def reject(
+        self, *, code: str, detail: str, client_id: str | None = None, retry_after: float | None = None
+    ) -> None:
+        metrics.FRAMES_REJECTED.labels(code=code).inc()
+        await self.send_frame(error_frame(code=code, detail=detail, client_id=client_id, retry_after=retry_after))
+        if code in FLOOD_CODES:
+            limit, window = settings.CHAT_ERROR_FLOOD
+            now = time.monotonic()
+            self.bad_frames.append(now)
+            while self.bad_frames and self.bad_frames[0] < now - window:
+                self.bad_frames.popleft()
+            if len(self.bad_frames) > limit:
+                logger.info("ws flood", extra={"event": "ws_flood", "user": self.username, "conn": self.conn_id})
+                await self.close_with(CLOSE_FLOOD)
+
+    async def send_frame(self, frame: dict) -> None:
+        await self._send_text(dumps(frame))
+
+    async def _send_text(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except Exception:  # the peer is gone; daphne reports the disconnect separately
+            self.closed = True
+
+    async def offer_message(self, room_id: int, message_id: int, text: str) -> None:
+        """From the hub: a message frame of a joined room, sent once and in id order."""
+        subscription = self.subscriptions.get(room_id)
+        if subscription is None:
+            return
+        if subscription.buffer is not None:
+            subscription.buffer.append((message_id, text))
+        elif message_id > subscription.last_sent:
+            subscription.last_sent = message_id
+            await self._send_text(text)
+
+    async def offer_event(self, room_id: int, text: str) -> None:
+        """From the hub: any other frame of a joined room (edits, deletes, typing, presence)."""
+        subscription = self.subscriptions.get(room_id)
+        if subscription is None:
+            return
+        if subscription.buffer is not None:
+            subscription.buffer.append((None, text))
+        else:
+            await self._send_text(text)
+
+    async def leave_room(self, room_id: int, *, reason: str | None = None) -> None:
+        subscription = self.subscriptions.get(room_id)
+        if subscription is None:
+            return
+        self.room_ids.pop(subscription.room.slug, None)
+        await self.hub.unsubscribe(self, room_id)
+        await self.send_frame(left_frame(room=subscription.room.slug, reason=reason))
+
+    async def close_with(self, code: int) -> None:
+        if self.closed:
+            return
+        await self.close(code=code)
+        self.closed = True
