@@ -73,6 +73,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, drf_exceptions.APIException):
         detail = response.data.get("detail", str(exc)) if isinstance(response.data, dict) else str(exc)
         code = {
+            400: "bad_request",
             401: "not_authenticated",
             403: "forbidden",
             404: "not_found",
