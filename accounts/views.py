@@ -1,0 +1,58 @@
+"""Account pages: Django's login view, a sign-up page, and a logout that confirms on GET."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
+
+from accounts.forms import SignupForm
+
+
+def _safe_next(request: HttpRequest) -> str:
+    """The `next` parameter if it points back into this site, else the default landing page."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return settings.LOGIN_REDIRECT_URL
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        # A wrong password is bad input: answer 400 with the form and its error, like the API.
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
+
+
+@sensitive_post_parameters("password1", "password2")
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account and sign in at once; a signed-in visitor is sent on."""
+    if request.user.is_authenticated:
+        return redirect(_safe_next(request))
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect(_safe_next(request))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)}, status=status)
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST logs out (Django's view); GET shows a confirmation form instead of a 405."""
+
+    http_method_names = ["get", "post", "options"]
+    template_name = "registration/logged_out.html"
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect(settings.LOGIN_URL)
+        return render(request, "registration/logout_confirm.html")

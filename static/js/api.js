@@ -1,0 +1,58 @@
+/**
+ * The REST API (CONTRACT §2) as the pages use it: same-origin fetch with the session cookie and
+ * Django's CSRF token for writes. Errors become ApiError carrying the JSON `{code, detail}`.
+ */
+
+export class ApiError extends Error {
+  constructor(status, data) {
+    super(data?.detail ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = data?.code ?? null;
+    this.data = data;
+  }
+}
+
+export function csrfToken() {
+  const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
+  if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
+  return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
+}
+
+export async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  let response;
+  try {
+    response = await fetch(`/api/v1/${path}`, init);
+  } catch (error) {
+    throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+/** A page of a room's history: `{results, has_more}`, results ascending by id. */
+export function fetchMessages(slug, { before, after, limit } = {}) {
+  const query = new URLSearchParams();
+  if (before != null) query.set("before", before);
+  if (after != null) query.set("after", after);
+  if (limit != null) query.set("limit", limit);
+  const suffix = query.size ? `?${query}` : "";
+  return request("GET", `rooms/${encodeURIComponent(slug)}/messages/${suffix}`);
+}
+
+export const editMessage = (id, body) => request("PATCH", `messages/${id}/`, { body });
+export const deleteMessage = (id) => request("DELETE", `messages/${id}/`);
+export const fetchMe = () => request("GET", "me/");
