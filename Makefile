@@ -26,5 +26,18 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	@eval "$$($(PY) tests/detect_services.py)" && $(PY) -m pytest $(PYTEST_ARGS)
 
+# Several processes behind nginx on loopback (docs/operations.md): N chatsite processes on
+# 127.0.0.1:$(FIRST_BACKEND_PORT).., nginx on PORT (8080 unless PORT is given), against the
+# REDIS_URL and DATABASE_URL of the environment (both required). Pids and logs in run/cluster/.
+N ?= 2
+FIRST_BACKEND_PORT ?= 8001
+CLUSTER_PORT = $(if $(filter file,$(origin PORT)),8080,$(PORT))
+
+cluster: $(VENV)/.installed
+	$(PY) deploy/cluster.py start --processes $(N) --port $(CLUSTER_PORT) --first-backend-port $(FIRST_BACKEND_PORT)
+
+cluster-stop:
+	$(PYTHON) deploy/cluster.py stop
+
 clean:
 	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 staticfiles run
