@@ -42,6 +42,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictSlugField(serializers.SlugField):
+    """A slug given as a JSON string only."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def room_dict(room: Room) -> dict[str, Any]:
     """The `room` object of CONTRACT §2."""
     member_count = getattr(room, "member_count", None)
@@ -119,7 +128,7 @@ class RestrictionSerializer(serializers.Serializer):
 
 class RoomCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=100)
-    slug = serializers.SlugField(max_length=64, required=False)
+    slug = StrictSlugField(max_length=64, required=False)
     topic = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
     is_private = StrictBooleanField(required=False, default=False)
 
