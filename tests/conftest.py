@@ -107,3 +107,14 @@ def daphne_factory(transactional_db):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_worker_thread_connections():
+    """Async tests reach the ORM through asgiref's single worker thread; close that thread's
+    connections afterwards so the test database can be flushed and dropped."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
