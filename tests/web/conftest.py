@@ -1,0 +1,149 @@
+"""Browser fixtures: Debian's chromium driven by Playwright, signed-in pages against real daphne.
+
+A page is signed in by creating a Django session in the test database (the one daphne reads)
+and giving its cookie to the browser context, so most tests skip the login form; the signup and
+login tests use the forms themselves. Every page records console errors, page errors and dialogs,
+which the tests assert to be empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+browser_marks = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"SKIPPED LOUDLY: no chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class PageWatch:
+    """What a page said that it should not have: console errors, uncaught errors, dialogs."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        return self.console_errors + self.page_errors + self.dialogs
+
+
+def watch(page) -> PageWatch:
+    seen = PageWatch()
+
+    def on_console(message):
+        if message.type == "error":
+            seen.console_errors.append(f"console: {message.text}")
+
+    def on_dialog(dialog):
+        seen.dialogs.append(f"dialog {dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: seen.page_errors.append(f"pageerror: {error}"))
+    page.on("dialog", on_dialog)
+    page.watch = seen
+    return seen
+
+
+def session_cookie_for(user) -> dict:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": "127.0.0.1", "path": "/"}
+
+
+@pytest.fixture
+def browser_context(browser):
+    """A factory of browser contexts (separate cookie jars), closed after the test."""
+    contexts = []
+
+    def make(user=None, **options):
+        options.setdefault("viewport", {"width": 1100, "height": 750})
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        if user is not None:
+            context.add_cookies([session_cookie_for(user)])
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def open_chat(browser_context):
+    """Open /rooms/{slug}/ as `user` and wait until the socket is live; returns the page."""
+
+    def open_page(server, user, slug, *, wait_live=True, **context_options):
+        context = browser_context(user, **context_options)
+        page = context.new_page()
+        watch(page)
+        page.goto(f"{server.http_url}/rooms/{slug}/")
+        if wait_live:
+            page.wait_for_selector("#connection[data-state=live]")
+            page.wait_for_function("window.chatPage && window.chatPage.socket.rooms.get(window.chatPage.config.room)?.state === 'joined'")
+        return page
+
+    return open_page
+
+
+def api_token(server, username: str, password: str) -> str:
+    data = api_call(server, "POST", "auth/token/", {"username": username, "password": password})
+    return data["access"]
+
+
+def api_call(server, method: str, path: str, body: dict | None = None, *, token: str | None = None):
+    """One JSON call to the REST API of a running server; raises on 4xx/5xx with the answer."""
+    request = urllib.request.Request(
+        f"{server.http_url}/api/v1/{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as error:
+        raise AssertionError(f"{method} {path} answered {error.code}: {error.read().decode()}") from None
+    return json.loads(text) if text else None
+
+
+def message_items(page, text: str):
+    """The confirmed (not pending) message rows of a page whose body contains `text`."""
+    return page.locator("#messages li.message:not(.pending) .body", has_text=text)
