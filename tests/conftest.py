@@ -67,9 +67,25 @@ def user_factory(db, password):
 def moderator_factory(user_factory):
     from django.contrib.auth.models import Group
 
+    def moderators_group() -> Group:
+        # Migration rooms/0002 made the group, but a transactional test's flush empties auth_group
+        # for every test after it; permissions come back (post_migrate), the group must be remade.
+        import importlib
+
+        from django.contrib.auth.models import Permission
+
+        group, created = Group.objects.get_or_create(name="Moderators")
+        if created:
+            migration = importlib.import_module("rooms.migrations.0002_moderators_group")
+            for app_label, codenames in migration.MODERATOR_PERMISSIONS.items():
+                group.permissions.add(
+                    *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+                )
+        return group
+
     def make(username: str | None = None):
         user = user_factory(username, is_staff=True)
-        user.groups.add(Group.objects.get(name="Moderators"))
+        user.groups.add(moderators_group())
         return user
 
     return make
