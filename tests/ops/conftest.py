@@ -1,17 +1,21 @@
-"""Fixtures for the operations tests: a throwaway redis-server the test starts and stops by pid."""
+"""Fixtures for the operations tests: a throwaway redis-server, and `make cluster` on free ports."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port
+from django.conf import settings
+
+from tests.support.servers import ROOT, free_port, test_database_url
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -76,3 +80,79 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.2):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+CLUSTER = ROOT / "deploy" / "cluster.py"
+
+
+def _consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports."""
+    # A random start: parallel test runs on this machine rarely race for the same range.
+    for _ in range(200):
+        base = random.randrange(20000, 30000)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+class Cluster:
+    def __init__(self, run_dir: Path, processes: int = 2):
+        base = _consecutive_free_ports(processes + 1)
+        self.port = base
+        self.backend_ports = [base + 1 + i for i in range(processes)]
+        self.run_dir = run_dir
+        self.processes = processes
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "DEBUG": "0",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "CONN_MAX_AGE": "0",
+            "RATE_LIMIT_MESSAGES": "1000/1s",
+        }
+        return subprocess.run(
+            [sys.executable, str(CLUSTER), *args, "--run-dir", str(self.run_dir)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+
+    def start(self) -> "Cluster":
+        result = self._run(
+            "start", "--processes", str(self.processes), "--port", str(self.port),
+            "--first-backend-port", str(self.backend_ports[0]), "--no-seed",
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return self
+
+    def stop(self) -> subprocess.CompletedProcess:
+        return self._run("stop")
+
+    def pid_of_backend(self, upstream: str) -> int:
+        port = upstream.rsplit(":", 1)[1]
+        return int((self.run_dir / f"daphne-{port}.pid").read_text())
+
+
+@pytest.fixture
+def cluster(transactional_db, tmp_path):
+    if not os.path.exists("/usr/sbin/nginx"):
+        pytest.skip("SKIPPED LOUDLY: the cluster tests need nginx at /usr/sbin/nginx")
+    running = Cluster(tmp_path / "cluster").start()
+    yield running
+    result = running.stop()
+    assert result.returncode == 0, result.stdout + result.stderr

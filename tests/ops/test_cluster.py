@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,83 +19,9 @@ from pathlib import Path
 
 import pytest
 import websockets
-from django.conf import settings
 
-from tests.support.servers import ROOT, test_database_url
-
-
-CLUSTER = ROOT / "deploy" / "cluster.py"
-
-
-def _consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive free loopback ports."""
-    for base in range(21000, 29000, 37):
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", port))
-                socks.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free port range")
-
-
-class Cluster:
-    def __init__(self, run_dir: Path, processes: int = 2):
-        base = _consecutive_free_ports(processes + 1)
-        self.port = base
-        self.backend_ports = [base + 1 + i for i in range(processes)]
-        self.run_dir = run_dir
-        self.processes = processes
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/chat/"
-
-    def _run(self, *args: str) -> subprocess.CompletedProcess:
-        env = {
-            **os.environ,
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "DEBUG": "0",
-            "SECRET_KEY": settings.SECRET_KEY,
-            "CONN_MAX_AGE": "0",
-            "RATE_LIMIT_MESSAGES": "1000/1s",
-        }
-        return subprocess.run(
-            [sys.executable, str(CLUSTER), *args, "--run-dir", str(self.run_dir)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-        )
-
-    def start(self) -> "Cluster":
-        result = self._run(
-            "start", "--processes", str(self.processes), "--port", str(self.port),
-            "--first-backend-port", str(self.backend_ports[0]), "--no-seed",
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return self
-
-    def stop(self) -> subprocess.CompletedProcess:
-        return self._run("stop")
-
-    def pid_of_backend(self, upstream: str) -> int:
-        port = upstream.rsplit(":", 1)[1]
-        return int((self.run_dir / f"daphne-{port}.pid").read_text())
-
-
-@pytest.fixture
-def cluster(transactional_db, tmp_path):
-    if not os.path.exists("/usr/sbin/nginx"):
-        pytest.skip("SKIPPED LOUDLY: the cluster tests need nginx at /usr/sbin/nginx")
-    running = Cluster(tmp_path / "cluster").start()
-    yield running
-    result = running.stop()
-    assert result.returncode == 0, result.stdout + result.stderr
+from tests.ops.conftest import CLUSTER
+from tests.support.servers import ROOT
 
 
 def _token(user) -> str:
