@@ -120,9 +120,26 @@ def proc_status(pid: int | None) -> dict[str, int]:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         out["cpu_ticks"] = int(fields[11]) + int(fields[12])
         out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+        # Summed over threads: ns on CPU and ns runnable but waiting for a CPU (other processes).
+        run_ns = wait_ns = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                fields = Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()
+            except OSError:
+                continue
+            run_ns += int(fields[0])
+            wait_ns += int(fields[1])
+        out["sched_run_ns"], out["sched_wait_ns"] = run_ns, wait_ns
     except (OSError, ValueError, IndexError):
         pass
     return out
+
+
+def machine_busy_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 def cpu_seconds_self() -> float:
@@ -398,6 +415,9 @@ class LoadTool:
             if ok:
                 res["server_kib_per_socket"] = round((after["VmRSS"] - before["VmRSS"]) / len(ok), 1)
             res["server_cpu_s_during_connect"] = round((after["cpu_ticks"] - before["cpu_ticks"]) / os.sysconf("SC_CLK_TCK"), 2)
+            res["server_runqueue_wait_s_during_connect"] = round(
+                (after.get("sched_wait_ns", 0) - before.get("sched_wait_ns", 0)) / 1e9, 2)
+        res["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
         return res
 
     def live_socks(self) -> list[Sock]:
@@ -530,18 +550,38 @@ class LoadTool:
         if server_before and server_after:
             res["server_cpu_pct"] = round(100 * (server_after["cpu_ticks"] - server_before["cpu_ticks"]) / tick / send_s, 1)
             res["server_rss_kib"] = server_after.get("VmRSS")
+            run_s = (server_after.get("sched_run_ns", 0) - server_before.get("sched_run_ns", 0)) / 1e9
+            wait_s = (server_after.get("sched_wait_ns", 0) - server_before.get("sched_wait_ns", 0)) / 1e9
+            # Time the server was runnable but another process had its core: > a few % means the
+            # machine was shared during the run and latencies are inflated by it.
+            res["server_runqueue_wait_pct"] = round(100 * wait_s / send_s, 1)
+            if step.delivered:
+                res["server_cpu_us_per_accepted_msg"] = round(1e6 * run_s / max(1, accepted), 1)
+                res["server_cpu_us_per_delivery"] = round(1e6 * run_s / step.delivered, 2)
+        res["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
         return res
 
     async def one_step(self, rate: float, duration: float, seq_base: int) -> dict:
         a = self.args
         server_before = proc_status(a.server_pid)
         cpu0 = cpu_seconds_self()
+        busy0 = machine_busy_ticks()
         step = await self.send_phase(rate, duration, seq_base)
         # server CPU over the sending window only, then wait out the stragglers
         server_after = proc_status(a.server_pid)
         cpu1 = cpu_seconds_self()
+        busy1 = machine_busy_ticks()
         await self.drain(step, a.grace)
         res = self.report_step(step, cpu1 - cpu0, server_before, server_after)
+        res["machine_busy_pct"] = round(
+            100 * os.cpu_count() * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1)
+        if server_before and server_after:
+            tick = os.sysconf("SC_CLK_TCK")
+            window = (step.t_end_ns - step.t_start_ns) / 1e9
+            srv = (server_after["cpu_ticks"] - server_before["cpu_ticks"]) / tick
+            # CPU used by everything else on the machine (other engineers' processes, PostgreSQL, Redis)
+            res["other_processes_cpu_pct"] = round(
+                res["machine_busy_pct"] - 100 * (srv + cpu1 - cpu0) / window, 1)
         self.step = None
         return res
 
@@ -647,7 +687,8 @@ async def _run(args) -> dict:
                 print(f"  step {i}: offered {rate:9.1f} msg/s  delivered {res['delivered_per_s']:10.1f}/s  "
                       f"p50 {res['latency_p50_ms']} p99 {res['latency_p99_ms']} max {res['latency_max_ms']} ms  "
                       f"lost {res['lost']} dup {res['duplicated']} ooo {res['out_of_order']} "
-                      f"rej {res['rejected']} srv cpu {res.get('server_cpu_pct')}% cli cpu {res['client_cpu_pct']}% "
+                      f"rej {res['rejected']} srv cpu {res.get('server_cpu_pct')}% "
+                      f"(+{res.get('server_runqueue_wait_pct')}% runq wait) cli cpu {res['client_cpu_pct']}% "
                       f"{'PASS' if passed else 'FAIL'}", flush=True)
                 if not passed:
                     break
