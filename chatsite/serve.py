@@ -68,13 +68,15 @@ def main(argv: list[str] | None = None) -> None:
         websocket_timeout=86400,
         websocket_connect_timeout=5,
         websocket_handshake_timeout=5,
-        # Larger than CHAT_MAX_FRAME_BYTES so the consumer answers 1009 itself; bounded all the same.
-        websocket_max_message_size=4 * settings.CHAT_MAX_FRAME_BYTES,
-        websocket_max_frame_size=4 * settings.CHAT_MAX_FRAME_BYTES,
+        # The WebSocket library enforces the 64 KiB limit itself and answers 1009 (an application
+        # cannot: autobahn only lets it send 1000 or 3000-4999).
+        websocket_max_message_size=settings.CHAT_MAX_FRAME_BYTES,
+        websocket_max_frame_size=settings.CHAT_MAX_FRAME_BYTES,
         # A request (or a trickled upgrade) that has not finished in this time is dropped.
         http_timeout=60,
         application_close_timeout=5,
         verbosity=args.verbosity,
+        ready_callable=lambda: server.ws_factory.setProtocolOptions(failByDrop=False),
     )
     shutting_down = False
 

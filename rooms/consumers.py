@@ -46,7 +46,6 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_BANNED = 4003
 CLOSE_FLOOD = 4008
 CLOSE_SHUTTING_DOWN = 4012
-CLOSE_TOO_BIG = 1009
 
 
 @dataclass
@@ -114,7 +113,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         max_bytes = settings.CHAT_MAX_FRAME_BYTES
         if len(text_data) * 4 > max_bytes and len(text_data.encode("utf-8")) > max_bytes:
-            await self.close_with(CLOSE_TOO_BIG)
+            # daphne's WebSocket library closes such frames with 1009 before they get here
+            # (chatsite/serve.py); under another server, refuse without reading it.
+            await self.reject(code="too_large", detail=f"Frames are limited to {max_bytes} bytes.")
             return
         try:
             frame = parse_frame(text_data)
