@@ -166,3 +166,27 @@ class ActiveRestrictionFilter(admin.SimpleListFilter):
         if self.value() == "expired":
             return queryset.exclude(pk__in=queryset.model.objects.active().values("pk"))
         return queryset
+
+
+def moderation_links_html(message: Message, *, resolve_url: str | None = None) -> str:
+    """The next steps on a message's (or its report's) page: delete it, ban or mute its author.
+
+    Bans and mutes open their add form prefilled, so the moderator still picks an end time and a
+    reason. `resolve_url` adds a button that posts the page's own form (with its CSRF token) there.
+    """
+    links = []
+    if not message.is_deleted:
+        links.append((reverse("admin:rooms_message_delete", args=[message.pk]), "Delete this message"))
+    in_room = f"?room={message.room_id}&user={message.author_id}"
+    links += [
+        (reverse("admin:rooms_roomban_add") + in_room, f"Ban {message.author} from {message.room}"),
+        (reverse("admin:rooms_roommute_add") + in_room, f"Mute {message.author} in {message.room}"),
+        (reverse("admin:rooms_siteban_add") + f"?user={message.author_id}", f"Ban {message.author} site-wide"),
+    ]
+    html = format_html_join(" | ", '<a href="{}">{}</a>', links)
+    if resolve_url:
+        html = format_html(
+            '<button type="submit" formaction="{}" formmethod="post" class="button">Resolve this report</button> {}',
+            resolve_url, html,
+        )
+    return html

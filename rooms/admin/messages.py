@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from rooms import services
-from rooms.admin.base import ServiceModelAdmin, message_context_html, message_excerpt, restriction_action
+from rooms.exceptions import ChatError
+from rooms.admin.base import (
+    ServiceModelAdmin,
+    message_context_html,
+    message_excerpt,
+    moderation_links_html,
+    restriction_action,
+)
 from rooms.models import Message, Report
 
 
@@ -87,8 +98,8 @@ class MessageAdmin(ServiceModelAdmin):
     date_hierarchy = "created"
     list_select_related = ["room", "author"]
     ordering = ["-id"]
-    fields = ["id", "room", "author", "body_raw", "created", "edited", "deleted", "deleted_by", "client_id",
-              "reports_list", "context"]
+    fields = ["id", "room", "author", "body_raw", "moderate", "created", "edited", "deleted", "deleted_by",
+              "client_id", "reports_list", "context"]
     readonly_fields = fields
     actions = ["delete_selected", "restore_selected", "ban_authors_from_room", "ban_authors_site_wide"]
 
@@ -136,6 +147,10 @@ class MessageAdmin(ServiceModelAdmin):
     @admin.display(description="in context")
     def context(self, message: Message) -> str:
         return message_context_html(message)
+
+    @admin.display(description="act")
+    def moderate(self, message: Message) -> str:
+        return moderation_links_html(message)
 
     # ----- writes, all through rooms/services.py -----
 
@@ -200,8 +215,8 @@ class ReportAdmin(ServiceModelAdmin):
     list_select_related = ["message__room", "message__author", "reporter"]
     # Open (resolved is NULL) first on every database, then the newest.
     ordering = [F("resolved").desc(nulls_first=True), "-created"]
-    fields = ["id", "message_link", "message_author", "room", "reporter", "reason", "created", "resolved",
-              "resolved_by", "context"]
+    fields = ["id", "message_link", "message_author", "room", "reporter", "reason", "moderate", "created",
+              "resolved", "resolved_by", "context"]
     readonly_fields = fields
     actions = ["resolve_selected", "delete_reported_messages", "ban_authors_from_room", "ban_authors_site_wide"]
 
@@ -238,6 +253,33 @@ class ReportAdmin(ServiceModelAdmin):
     @admin.display(description="in context")
     def context(self, report: Report) -> str:
         return message_context_html(report.message)
+
+    @admin.display(description="act")
+    def moderate(self, report: Report) -> str:
+        resolve_url = None if report.resolved else reverse("admin:rooms_report_resolve", args=[report.pk])
+        return moderation_links_html(report.message, resolve_url=resolve_url)
+
+    def get_urls(self):
+        resolve = path("<path:object_id>/resolve/", self.admin_site.admin_view(self.resolve_view),
+                       name="rooms_report_resolve")
+        return [resolve, *super().get_urls()]
+
+    def resolve_view(self, request, object_id):
+        """POST only: resolve one report from its page, then back to the queue."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_moderate_permission(request):
+            raise PermissionDenied
+        report = self.get_object(request, unquote(object_id))
+        if report is None:
+            raise Http404(f"No report {object_id}.")
+        try:
+            services.report_resolve(actor=request.user, report=report)
+        except ChatError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+        else:
+            self.message_user(request, f"Resolved report {report.pk}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:rooms_report_changelist"))
 
     def _messages(self, queryset) -> list[Message]:
         ids = queryset.values_list("message_id", flat=True)

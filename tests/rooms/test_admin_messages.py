@@ -333,3 +333,50 @@ def test_plain_staff_cannot_see_reports(client, user_factory, lobby, alice, bob)
     report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
     client.force_login(user_factory("staffer", is_staff=True))
     assert client.get(reverse("admin:rooms_report_change", args=[report.pk])).status_code == 403
+
+
+def test_report_page_links_to_delete_and_ban_the_author(mod_client, lobby, alice, bob):
+    """A report's page offers delete, ban, mute and site-ban links for the reported message's author."""
+    message = post(alice, lobby, "rude")
+    report = message_report(user=bob, message=message, reason="rude")
+    page = mod_client.get(reverse("admin:rooms_report_change", args=[report.pk])).content.decode()
+    assert reverse("admin:rooms_message_delete", args=[message.pk]) in page
+    assert f"{reverse('admin:rooms_roomban_add')}?room={lobby.pk}&amp;user={alice.pk}" in page
+    assert f"{reverse('admin:rooms_siteban_add')}?user={alice.pk}" in page
+
+
+def test_ban_form_opened_from_a_report_is_prefilled(mod_client, lobby, alice):
+    """The ban link's form arrives with the room and the author already chosen."""
+    response = mod_client.get(reverse("admin:rooms_roomban_add"), {"room": lobby.pk, "user": alice.pk})
+    form = response.context["adminform"].form
+    assert (str(form.initial["room"]), str(form.initial["user"])) == (str(lobby.pk), str(alice.pk))
+
+
+def test_resolve_button_resolves_one_report(mod_client, lobby, alice, bob, moderator):
+    """The report page's resolve button resolves it (one audit entry) and returns to the queue."""
+    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    response = mod_client.post(reverse("admin:rooms_report_resolve", args=[report.pk]))
+    assert response.status_code == 302 and response["Location"] == REPORTS
+    report.refresh_from_db()
+    assert report.resolved_by == moderator
+    assert AuditLog.objects.filter(action="report_resolve").count() == 1
+
+
+def test_resolve_url_refuses_get(mod_client, lobby, alice, bob):
+    """Resolving needs a POST: a GET answers 405 and changes nothing."""
+    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    assert mod_client.get(reverse("admin:rooms_report_resolve", args=[report.pk])).status_code == 405
+    report.refresh_from_db()
+    assert report.resolved is None
+
+
+def test_resolve_url_refuses_plain_staff(client, user_factory, lobby, alice, bob):
+    """A staff user outside Moderators cannot resolve a report (403)."""
+    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    client.force_login(user_factory("staffer", is_staff=True))
+    assert client.post(reverse("admin:rooms_report_resolve", args=[report.pk])).status_code == 403
+
+
+def test_resolve_url_of_a_missing_report_is_404(mod_client, db):
+    """Resolving a report that does not exist answers 404."""
+    assert mod_client.post(reverse("admin:rooms_report_resolve", args=[999999])).status_code == 404

@@ -103,7 +103,8 @@ def test_banning_the_owner_in_the_add_form_explains_why_not(mod_client, lobby):
 def test_change_room_ban_reason_is_one_audit_entry(mod_client, lobby, alice, moderator):
     """Changing a ban's reason re-bans through the service: one more audit entry."""
     ban = room_ban(actor=moderator, room=lobby, username="alice", reason="first")
-    mod_client.post(reverse("admin:rooms_roomban_change", args=[ban.pk]), {"until_0": "", "until_1": "", "reason": "second"})
+    mod_client.post(reverse("admin:rooms_roomban_change", args=[ban.pk]),
+                    {"until_0": "", "until_1": "", "reason": "second"})
     ban.refresh_from_db()
     assert ban.reason == "second"
     assert audit_actions() == ["room_ban", "room_ban"]
@@ -112,7 +113,8 @@ def test_change_room_ban_reason_is_one_audit_entry(mod_client, lobby, alice, mod
 def test_saving_an_unchanged_ban_writes_no_audit_entry(mod_client, lobby, alice, moderator):
     """Saving a ban form without changes calls no service and adds no audit entry."""
     ban = room_ban(actor=moderator, room=lobby, username="alice", reason="first")
-    mod_client.post(reverse("admin:rooms_roomban_change", args=[ban.pk]), {"until_0": "", "until_1": "", "reason": "first"})
+    mod_client.post(reverse("admin:rooms_roomban_change", args=[ban.pk]),
+                    {"until_0": "", "until_1": "", "reason": "first"})
     assert audit_actions() == ["room_ban"]
 
 

@@ -169,7 +169,9 @@ async def test_admin_mute_answers_forbidden_to_the_next_message(cluster):
     await join(alice, "lobby")
     admin = await cluster.admin()
 
-    await asyncio.to_thread(admin.post, "/admin/rooms/roommute/add/", {"room": cluster.room.pk, "user": cluster.alice.pk})
+    await asyncio.to_thread(
+        admin.post, "/admin/rooms/roommute/add/", {"room": cluster.room.pk, "user": cluster.alice.pk}
+    )
     await send(alice, {"type": "message", "room": "lobby", "body": "can I talk?", "client_id": "m-1"})
     error = await recv_until(alice, lambda frame: frame.get("type") == "error", timeout=LIVE_SECONDS)
     assert (error["code"], error["client_id"]) == ("forbidden", "m-1")
