@@ -321,3 +321,19 @@ def test_mute_created_via_service_shows_in_admin_list(mod_client, lobby, alice, 
     room_mute(actor=moderator, room=lobby, username="alice", reason="caps lock")
     page = mod_client.get(reverse("admin:rooms_roommute_changelist")).content.decode()
     assert "caps lock" in page and "alice" in page
+
+
+def test_ban_form_finds_users_by_name_for_moderators(mod_client, lobby, alice):
+    """The ban form's user autocomplete answers a moderator with matching usernames."""
+    response = mod_client.get(reverse("admin:autocomplete"),
+                              {"app_label": "rooms", "model_name": "roomban", "field_name": "user", "term": "ali"})
+    assert response.status_code == 200
+    assert [item["text"] for item in response.json()["results"]] == ["alice"]
+
+
+def test_ban_form_autocomplete_refuses_plain_staff(client, user_factory, alice):
+    """The user autocomplete is refused (403) to staff outside Moderators."""
+    client.force_login(user_factory("staffer", is_staff=True))
+    response = client.get(reverse("admin:autocomplete"),
+                          {"app_label": "rooms", "model_name": "roomban", "field_name": "user", "term": "ali"})
+    assert response.status_code == 403
