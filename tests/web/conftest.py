@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -30,21 +31,35 @@ CHROMIUM_ARGS = [
 browser_marks = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 
-@pytest.fixture(scope="session")
-def playwright_instance():
+@pytest.fixture
+def daphne_factory(daphne_factory):
+    """The shared daphne_factory, with Django's async-safety check kept on inside the servers."""
+
+    def start(*, env: dict[str, str] | None = None, **kwargs):
+        # The test process turns the check off (see `browser`); the servers must not inherit that.
+        return daphne_factory(env={"DJANGO_ALLOW_ASYNC_UNSAFE": "", **(env or {})}, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def browser(transactional_db, monkeypatch):
+    """Chromium for one test.
+
+    Playwright's sync API runs an event loop in this thread, which makes Django refuse ORM calls
+    from the test body; the ORM is still used synchronously here, so the check is lifted for the
+    test process only, and only while the browser runs (set up after the database, torn down
+    before its flush).
+    """
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"SKIPPED LOUDLY: no chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
     with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="session")
-def browser(playwright_instance):
-    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @dataclass
@@ -115,10 +130,25 @@ def open_chat(browser_context):
         page.goto(f"{server.http_url}/rooms/{slug}/")
         if wait_live:
             page.wait_for_selector("#connection[data-state=live]")
-            page.wait_for_function("window.chatPage && window.chatPage.socket.rooms.get(window.chatPage.config.room)?.state === 'joined'")
+            wait_until(page, "window.chatPage?.socket.rooms.get(window.chatPage.config.room)?.state === 'joined'")
         return page
 
     return open_page
+
+
+def wait_until(page, expression: str, timeout: float = 10_000) -> None:
+    """Poll a JavaScript expression until it is truthy.
+
+    page.wait_for_function would evaluate strings with eval(), which the page's CSP forbids;
+    page.evaluate goes through the DevTools protocol and is not subject to it.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        if page.evaluate(expression):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} ms: {expression}")
+        time.sleep(0.05)
 
 
 def api_token(server, username: str, password: str) -> str:
