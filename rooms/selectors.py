@@ -39,9 +39,9 @@ def user_is_member(*, user_id: int, room_id: int) -> bool:
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
     """Public rooms and the private rooms the user belongs to, with member counts."""
+    # A subquery, not a join on memberships: the join would also filter what Count() counts.
     return (
-        Room.objects.filter(Q(is_private=False) | Q(memberships__user=user))
-        .distinct()
+        Room.objects.filter(Q(is_private=False) | Q(pk__in=Membership.objects.filter(user=user).values("room_id")))
         .select_related("owner")
         .annotate(member_count=Count("memberships", distinct=True))
         .order_by("slug")

@@ -51,6 +51,13 @@ def test_list_room_shape(user_factory, room_factory):
     assert room["created"].endswith("Z")
 
 
+def test_list_private_room_member_count(user_factory, room_factory):
+    """A private room's member_count counts every member, not just the caller."""
+    user = user_factory()
+    room_factory("mine", is_private=True, members=[user, user_factory()])
+    assert bearer(user).get("/api/v1/rooms/").json()["results"][0]["member_count"] == 3
+
+
 def test_list_anonymous_401():
     """rooms/ needs credentials."""
     assert APIClient().get("/api/v1/rooms/").status_code == 401
