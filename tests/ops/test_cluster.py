@@ -7,104 +7,19 @@ database and Redis; nginx answers with X-Chat-Upstream, so a test can see which 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
-import websockets
 
 from tests.ops.conftest import CLUSTER
+from tests.ops.support import ResumingClient, token_for, wait_for
 from tests.support.servers import ROOT
-
-
-def _token(user) -> str:
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    return str(AccessToken.for_user(user))
-
-
-class ResumingClient:
-    """A native client as the contract asks: reconnects with backoff, rejoins after its last id, resends its outbox."""
-
-    def __init__(self, url: str, token: str, room: str):
-        self.url, self.token, self.room = url, token, room
-        self.last_id: int | None = None
-        self.messages: list[dict] = []
-        self.errors: list[dict] = []
-        self.close_codes: list[int | None] = []
-        self.upstreams: list[str] = []
-        self.outbox: dict[str, str] = {}  # client_id -> body, until its broadcast comes back
-        self.ws = None
-        self.joined = asyncio.Event()
-
-    def _message_frame(self, client_id: str) -> str:
-        return json.dumps({"type": "message", "room": self.room, "body": self.outbox[client_id], "client_id": client_id})
-
-    async def send(self, body: str) -> str:
-        client_id = str(uuid.uuid4())
-        self.outbox[client_id] = body
-        if self.ws is not None and self.joined.is_set():
-            try:
-                await self.ws.send(self._message_frame(client_id))
-            except websockets.ConnectionClosed:
-                pass  # resent after the reconnect
-        return client_id
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with websockets.connect(
-                    self.url, additional_headers={"Authorization": f"Bearer {self.token}"}, open_timeout=5
-                ) as ws:
-                    self.ws = ws
-                    self.upstreams.append(ws.response.headers.get("X-Chat-Upstream", ""))
-                    join = {"type": "join", "room": self.room}
-                    if self.last_id is not None:
-                        join["after"] = self.last_id
-                    await ws.send(json.dumps(join))
-                    async for raw in ws:
-                        self._on_frame(json.loads(raw))
-                        if self.joined.is_set() and json.loads(raw)["type"] == "joined":
-                            for client_id in list(self.outbox):
-                                await ws.send(self._message_frame(client_id))
-                    self.close_codes.append(ws.close_code)
-            except websockets.ConnectionClosed as closed:
-                self.close_codes.append(closed.rcvd.code if closed.rcvd else None)
-            except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError):
-                pass
-            self.ws = None
-            self.joined.clear()
-            await asyncio.sleep(0.2)
-
-    def _on_frame(self, frame: dict) -> None:
-        kind = frame["type"]
-        if kind == "joined" and frame["room"] == self.room:
-            if self.last_id is None:
-                self.last_id = frame["last_id"]
-            self.joined.set()
-        elif kind == "message" and frame["message"]["room"] == self.room:
-            message = frame["message"]
-            self.messages.append(message)
-            self.last_id = max(self.last_id or 0, message["id"])
-            self.outbox.pop(message["client_id"], None)
-        elif kind == "error":
-            self.errors.append(frame)
-
-
-async def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 @pytest.mark.e2e
@@ -114,18 +29,18 @@ def test_message_crosses_processes_behind_nginx(cluster, user_factory, room_fact
     """Two sockets through nginx land on different processes; a message sent on one reaches the other."""
     alice, bob = user_factory(), user_factory()
     room = room_factory(members=[alice, bob])
-    tokens = _token(alice), _token(bob)
+    tokens = token_for(alice), token_for(bob)
 
     async def scenario():
         stop = asyncio.Event()
         sender = ResumingClient(cluster.ws_url, tokens[0], room.slug)
         receiver = ResumingClient(cluster.ws_url, tokens[1], room.slug)
         tasks = [asyncio.create_task(sender.run(stop))]
-        assert await _wait_for(sender.joined.is_set, 10)
+        assert await wait_for(sender.joined.is_set, 10)
         tasks.append(asyncio.create_task(receiver.run(stop)))
-        assert await _wait_for(receiver.joined.is_set, 10)
+        assert await wait_for(receiver.joined.is_set, 10)
         client_id = await sender.send("across processes")
-        assert await _wait_for(lambda: receiver.messages, 5), "the message never reached the other process"
+        assert await wait_for(lambda: receiver.messages, 5), "the message never reached the other process"
         stop.set()
         for client in (sender, receiver):
             await client.ws.close()
@@ -146,7 +61,7 @@ def test_metrics_sum_over_the_cluster(cluster, user_factory, room_factory):
     """A scrape of either process reports the sockets open on both."""
     users = [user_factory(), user_factory()]
     room = room_factory(members=users)
-    tokens = [_token(user) for user in users]
+    tokens = [token_for(user) for user in users]
 
     def open_sockets(port: int) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -161,7 +76,7 @@ def test_metrics_sum_over_the_cluster(cluster, user_factory, room_factory):
         tasks = []
         for client in clients:
             tasks.append(asyncio.create_task(client.run(stop)))
-            assert await _wait_for(client.joined.is_set, 10)
+            assert await wait_for(client.joined.is_set, 10)
         seen = [await asyncio.to_thread(open_sockets, port) for port in cluster.backend_ports]
         stop.set()
         for client in clients:
@@ -181,7 +96,7 @@ def test_sigterm_on_one_process_loses_nothing(cluster, user_factory, room_factor
     """SIGTERM on the sender's process mid-chat: 4012, reconnect through nginx, every message arrives once, in order."""
     alice, bob = user_factory(), user_factory()
     room = room_factory(members=[alice, bob])
-    tokens = _token(alice), _token(bob)
+    tokens = token_for(alice), token_for(bob)
     total = 30
 
     async def scenario():
@@ -189,9 +104,9 @@ def test_sigterm_on_one_process_loses_nothing(cluster, user_factory, room_factor
         sender = ResumingClient(cluster.ws_url, tokens[0], room.slug)
         receiver = ResumingClient(cluster.ws_url, tokens[1], room.slug)
         tasks = [asyncio.create_task(sender.run(stop))]
-        assert await _wait_for(sender.joined.is_set, 10)
+        assert await wait_for(sender.joined.is_set, 10)
         tasks.append(asyncio.create_task(receiver.run(stop)))
-        assert await _wait_for(receiver.joined.is_set, 10)
+        assert await wait_for(receiver.joined.is_set, 10)
         victim = cluster.pid_of_backend(sender.upstreams[0])
         sent, stopped_at = [], None
         for n in range(total):
@@ -200,8 +115,8 @@ def test_sigterm_on_one_process_loses_nothing(cluster, user_factory, room_factor
                 os.kill(victim, signal.SIGTERM)
                 stopped_at = time.monotonic()
             await asyncio.sleep(0.08)
-        delivered = await _wait_for(lambda: len({m["client_id"] for m in receiver.messages}) >= total, 20)
-        exited = await _wait_for(lambda: not _alive(victim), max(0.0, 10 - (time.monotonic() - stopped_at)))
+        delivered = await wait_for(lambda: len({m["client_id"] for m in receiver.messages}) >= total, 20)
+        exited = await wait_for(lambda: not _alive(victim), max(0.0, 10 - (time.monotonic() - stopped_at)))
         stop.set()
         for client in (sender, receiver):
             if client.ws is not None:
