@@ -43,13 +43,13 @@ def daphne_factory(daphne_factory):
 
 
 @pytest.fixture
-def browser(transactional_db, monkeypatch):
+def browser(monkeypatch):
     """Chromium for one test.
 
     Playwright's sync API runs an event loop in this thread, which makes Django refuse ORM calls
     from the test body; the ORM is still used synchronously here, so the check is lifted for the
-    test process only, and only while the browser runs (set up after the database, torn down
-    before its flush).
+    test process only, and only while the loop runs (the variable is set before Playwright starts
+    and restored after it stops).
     """
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"SKIPPED LOUDLY: no chromium at {CHROMIUM}")

@@ -393,8 +393,9 @@ def test_room_list_marks_rooms_with_new_messages(daphne_factory, open_chat, lobb
     assert page.locator(".room-item[data-slug=lobby] .unread").inner_text() == "new"
 
 
-def test_pages_work_at_360_pixels_wide(daphne_factory, open_chat, lobby, alice):
+def test_pages_work_at_360_pixels_wide(daphne_factory, open_chat, room_factory, lobby, alice):
     """At 360 px nothing scrolls sideways and the composer and online list stay on screen."""
+    room_factory("long", name="A room with a rather long name indeed", topic="A topic that goes on " * 10)
     server = daphne_factory()
     page = open_chat(server, alice, "lobby", viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360

@@ -1,0 +1,76 @@
+"""Screenshots of the room list and the chat page, desktop and 360 px, for the README.
+
+`CHATSITE_SCREENSHOTS=1 pytest tests/web/test_screenshots.py` writes them into docs/screenshots/;
+without it they go to a temporary directory, so a normal test run changes no tracked file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.web.conftest import browser_marks, message_items, wait_until
+
+pytestmark = browser_marks
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+CONVERSATION = [
+    ("alice", "Morning all! Is the release still on for today?"),
+    ("bob", "<b>Yes</b>, after lunch. The checklist is at https://example.com/release"),
+    ("mod", "Reminder: keep this channel friendly, and use <code>#ops</code> for incidents."),
+    ("alice", "Great. I will watch the dashboards while it rolls out."),
+    ("bob", "Thanks! Ping me if the error rate moves:\n<pre>error_rate{job=\"chat\"} &gt; 0.01</pre>"),
+]
+
+
+def test_screenshots_of_room_list_and_chat_page(
+    daphne_factory, open_chat, browser_context, room_factory, user_factory, moderator_factory, tmp_path
+):
+    """Room list and chat page at 1280 px (light and dark) and at 360 px, saved as PNG files."""
+    from rooms.services import message_post, room_join
+
+    out = DOCS_SCREENSHOTS if os.environ.get("CHATSITE_SCREENSHOTS") == "1" else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    users = {"alice": user_factory("alice"), "bob": user_factory("bob"), "mod": moderator_factory("mod")}
+    lobby = room_factory("lobby", name="Lobby", topic="Say hello! Everyone is welcome here.", owner=users["mod"])
+    room_factory("design", name="Design", topic="Mockups, critique and colour arguments", owner=users["bob"])
+    room_factory("release-crew", name="Release crew", topic="Private planning", is_private=True,
+                 owner=users["alice"], members=[users["bob"]])
+    for user in users.values():
+        room_join(user=user, room=lobby)
+    for author, body in CONVERSATION:
+        message_post(user=users[author], room=lobby, body=body)
+
+    server = daphne_factory()
+    desktop = {"viewport": {"width": 1280, "height": 760}, "color_scheme": "light"}
+    phone = {"viewport": {"width": 360, "height": 740}, "color_scheme": "light", "is_mobile": True,
+             "has_touch": True, "device_scale_factor": 2}
+    dark = {**desktop, "color_scheme": "dark"}
+
+    page_bob = open_chat(server, users["bob"], "lobby", **desktop)
+    open_chat(server, users["mod"], "lobby", **desktop)
+    page_alice = open_chat(server, users["alice"], "lobby", **desktop)
+    message_items(page_alice, "error_rate").wait_for()
+    page_bob.type("#composer-input", "One more thing")
+    wait_until(page_alice, "document.getElementById('typing').textContent.includes('bob is typing')")
+    page_alice.fill("#composer-input", "Sounds good, see you at 14:00")
+    page_alice.screenshot(path=str(out / "chat-desktop.png"))
+
+    page_dark = open_chat(server, users["alice"], "lobby", **dark)
+    message_items(page_dark, "error_rate").wait_for()
+    page_dark.screenshot(path=str(out / "chat-desktop-dark.png"))
+
+    page_phone = open_chat(server, users["alice"], "lobby", **phone)
+    message_items(page_phone, "error_rate").wait_for()
+    page_phone.screenshot(path=str(out / "chat-360.png"))
+
+    for name, options in (("rooms-desktop.png", desktop), ("rooms-360.png", phone)):
+        page = browser_context(users["alice"], **options).new_page()
+        page.goto(f"{server.http_url}/")
+        page.screenshot(path=str(out / name), full_page=True)
+
+    for name in ("chat-desktop.png", "chat-desktop-dark.png", "chat-360.png", "rooms-desktop.png", "rooms-360.png"):
+        assert (out / name).stat().st_size > 10_000, name
