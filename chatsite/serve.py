@@ -19,6 +19,50 @@ from pathlib import Path
 logger = logging.getLogger("chatsite.serve")
 
 SHUTDOWN_GRACE_SECONDS = 3.0
+# A client must finish sending its request headers (an HTTP request or a WebSocket upgrade) within
+# this time. Twisted restarts its idle timer on every byte, so a slowloris client trickling one byte
+# at a time would otherwise hold a socket forever.
+HEADER_DEADLINE_SECONDS = 10.0
+
+
+def _install_header_deadline(reactor) -> None:
+    """Abort connections whose first request is not complete HEADER_DEADLINE_SECONDS after connect."""
+    from daphne.http_protocol import HTTPFactory, WebRequest
+
+    original_process = WebRequest.process
+    original_build = HTTPFactory.buildProtocol
+
+    def process(request):
+        request.channel.chatsite_request_seen = True
+        return original_process(request)
+
+    def build_protocol(factory, addr):
+        protocol = original_build(factory, addr)
+        if protocol is None:
+            return protocol
+
+        # Twisted wraps the HTTPChannel (which requests know as .channel) in a protocol proxy.
+        channel = getattr(protocol, "_channel", protocol)
+
+        def enforce_deadline():
+            transport = getattr(channel, "transport", None)
+            if not getattr(channel, "chatsite_request_seen", False) and transport is not None:
+                logger.info("dropping %s: request headers not complete after %ss", addr, HEADER_DEADLINE_SECONDS)
+                transport.abortConnection()
+
+        deadline = reactor.callLater(HEADER_DEADLINE_SECONDS, enforce_deadline)
+        original_lost = protocol.connectionLost
+
+        def connection_lost(reason):
+            if deadline.active():
+                deadline.cancel()
+            return original_lost(reason)
+
+        protocol.connectionLost = connection_lost
+        return protocol
+
+    WebRequest.process = process
+    HTTPFactory.buildProtocol = build_protocol
 
 
 def _prepare_metrics_dir() -> None:
@@ -57,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     from chatsite.asgi import application
     from rooms.hub import running_hubs
 
+    _install_header_deadline(reactor)
     server = Server(
         application=application,
         endpoints=build_endpoint_description_strings(host=args.bind, port=args.port),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from chatsite import metrics
 from rooms import selectors, services
@@ -46,6 +48,7 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_BANNED = 4003
 CLOSE_FLOOD = 4008
 CLOSE_SHUTTING_DOWN = 4012
+UNAVAILABLE_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -130,6 +133,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 detail=error.detail,
                 client_id=getattr(frame, "client_id", None),
                 retry_after=error.retry_after,
+            )
+        except (DatabaseError, RedisError):
+            # Every frame is answered, even when PostgreSQL or Redis is away. The contract has no
+            # "unavailable" code; rate_limited with retry_after tells a client exactly what to do:
+            # wait and resend the same client_id (docs/realtime.md).
+            logger.warning("ws frame failed: storage unavailable", exc_info=True,
+                           extra={"event": "ws_error", "user": self.username, "conn": self.conn_id})
+            await self.reject(
+                code="rate_limited",
+                detail="The server cannot store this right now (database or Redis unavailable); "
+                "retry after retry_after seconds with the same client_id.",
+                client_id=getattr(frame, "client_id", None),
+                retry_after=UNAVAILABLE_RETRY_SECONDS,
             )
 
     async def on_join(self, frame: JoinFrame) -> None:
