@@ -125,13 +125,11 @@ def test_postgres_outage_never_drops_a_message(daphne_factory, user_factory, roo
     assert [m["client_id"] for m in seen["final_messages"]] == [seen["client_id"]]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="rooms/consumers.py lets the database error escape, so daphne closes the socket with 1011 "
-    "instead of answering an error frame carrying the client_id (CONTRACT §3: every message is answered)",
-)
 def test_postgres_outage_answers_an_error_frame(daphne_factory, user_factory, room_factory):
-    """During a PostgreSQL outage a post is answered by an error frame with its client_id; the socket stays open."""
+    """During a PostgreSQL outage a post is answered by an error frame with its client_id and a
+    retry_after; the socket stays open."""
     seen = _postgres_outage(daphne_factory, user_factory, room_factory)
-    assert [e for e in seen["errors"] if e.get("client_id") == seen["client_id"]]
+    errors = [e for e in seen["errors"] if e.get("client_id") == seen["client_id"]]
+    assert len(errors) == 1
+    assert errors[0]["code"] == "rate_limited" and errors[0]["retry_after"] > 0
     assert seen["close_codes"] == []
