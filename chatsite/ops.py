@@ -38,6 +38,9 @@ _db_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_
 _db_check_pending: concurrent.futures.Future | None = None
 
 
+_cleanup_tasks: set[asyncio.Future] = set()
+
+
 class CheckFailed(Exception):
     """A readiness check did not pass; the message says why, for the operator."""
 
@@ -114,8 +117,11 @@ async def check_channel_layer() -> None:
         raise CheckFailed(f"{type(error).__name__}: {error}".strip()) from error
     finally:
         if channel is not None and _is_pubsub_layer(layer):
-            # In the background: with Redis hung the unsubscribe itself may wait.
-            asyncio.ensure_future(_discard_channel(layer, channel))
+            # In the background: with Redis hung the unsubscribe itself may wait. The loop keeps
+            # only weak references to tasks, so hold one until it is done.
+            task = asyncio.ensure_future(_discard_channel(layer, channel))
+            _cleanup_tasks.add(task)
+            task.add_done_callback(_cleanup_tasks.discard)
 
 
 def _is_pubsub_layer(layer) -> bool:
@@ -147,7 +153,11 @@ async def readyz(request: HttpRequest) -> JsonResponse:
             checks[name] = "ok"
     if failing:
         logger.warning("readyz failing: %s", ", ".join(f"{name} ({checks[name]})" for name in failing))
-        return JsonResponse({"status": "unavailable", "failing": failing, "checks": checks}, status=503)
+        response = JsonResponse({"status": "unavailable", "failing": failing, "checks": checks}, status=503)
+        # The warning above is the one line per failing probe; without this flag django.request
+        # would add an ERROR "Service Unavailable" line for every probe during an outage.
+        response._has_been_logged = True
+        return response
     return JsonResponse({"status": "ok", "failing": [], "checks": checks})
 
 

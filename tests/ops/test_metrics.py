@@ -230,3 +230,74 @@ def test_killed_process_stops_counting_open_sockets(tmp_path):
             proc.wait(timeout=10)
     assert values[("chat_ws_connections", ())] == 2
     assert values[("chat_messages_accepted_total", ())] == 5
+
+
+# The same with real daphne processes sharing PROMETHEUS_MULTIPROC_DIR, as make cluster runs them.
+
+def _scrape_url(base: str) -> dict[tuple, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        return samples(response.read().decode())
+
+
+def _post_message(base: str, token: str, slug: str, body: str) -> int:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{base}/api/v1/rooms/{slug}/messages/", data=json.dumps({"body": body}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_scrape_of_one_process_counts_messages_accepted_by_both(daphne_factory, tmp_path, user_factory, room_factory):
+    """Two daphne processes: a message accepted by each moves the counter both scrapes report by two."""
+    from tests.ops.support import token_for
+
+    user = user_factory()
+    room = room_factory(members=[user])
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    first, second = daphne_factory(env=env), daphne_factory(env=env)
+    token = token_for(user)
+    key = ("chat_messages_accepted_total", ())
+    before = _scrape_url(first.http_url)[key]
+    assert _post_message(first.http_url, token, room.slug, "via the first") == 201
+    assert _post_message(second.http_url, token, room.slug, "via the second") == 201
+    assert _scrape_url(first.http_url)[key] - before == 2
+    assert _scrape_url(second.http_url)[key] - before == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_killed_process_sockets_leave_the_gauge(daphne_factory, tmp_path, user_factory):
+    """A daphne process killed with SIGKILL while holding a socket stops counting in chat_ws_connections."""
+    import asyncio
+
+    import websockets
+
+    from tests.ops.support import token_for
+
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    survivor, victim = daphne_factory(env=env), daphne_factory(env=env)
+    token = token_for(user_factory())
+    key = ("chat_ws_connections", ())
+
+    async def hold_sockets() -> tuple[float, float]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with websockets.connect(survivor.ws_url, additional_headers=headers), \
+                websockets.connect(victim.ws_url, additional_headers=headers):
+            await asyncio.sleep(0.3)
+            during = (await asyncio.to_thread(_scrape_url, survivor.http_url))[key]
+            await asyncio.to_thread(victim.kill)
+            after = (await asyncio.to_thread(_scrape_url, survivor.http_url))[key]
+            return during, after
+
+    during, after = asyncio.run(hold_sockets())
+    assert (during, after) == (2, 1)
