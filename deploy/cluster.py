@@ -126,7 +126,7 @@ def _check_environment(env: dict[str, str]) -> None:
                            "REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite "
                            "make cluster")
     if not Path(NGINX).exists():
-        raise ClusterError(f"nginx not found at {NGINX} (apt-get install nginx-light, or set NGINX=/path/to/nginx)")
+        raise ClusterError(f"nginx not found at {NGINX} (apt-get install nginx, or set NGINX=/path/to/nginx)")
 
 
 def render_nginx_config(*, run_dir: Path, port: int, backend_ports: list[int]) -> str:

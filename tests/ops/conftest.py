@@ -18,6 +18,14 @@ from django.conf import settings
 from tests.support.servers import ROOT, free_port, test_database_url
 
 REDIS_SERVER = "/usr/bin/redis-server"
+NGINX = "/usr/sbin/nginx"
+
+
+def tool_missing(reason: str):
+    """Skip loudly, or fail under REQUIRE_SERVICES=1 (CI), like the service markers of tests/conftest.py."""
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(f"SKIPPED LOUDLY: {reason}")
 
 
 def _answers(port: int) -> bool:
@@ -66,7 +74,7 @@ class RedisServer:
 @pytest.fixture
 def redis_server(tmp_path):
     if not os.path.exists(REDIS_SERVER):
-        pytest.skip(f"SKIPPED LOUDLY: this test starts its own Redis and needs {REDIS_SERVER}")
+        tool_missing(f"this test starts its own Redis and needs {REDIS_SERVER} (apt-get install redis-server)")
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
@@ -150,8 +158,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(transactional_db, tmp_path):
-    if not os.path.exists("/usr/sbin/nginx"):
-        pytest.skip("SKIPPED LOUDLY: the cluster tests need nginx at /usr/sbin/nginx")
+    if not os.path.exists(NGINX):
+        tool_missing(f"the cluster tests need nginx at {NGINX} (apt-get install nginx)")
     running = Cluster(tmp_path / "cluster").start()
     yield running
     result = running.stop()

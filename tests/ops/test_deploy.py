@@ -10,10 +10,10 @@ import subprocess
 import pytest
 import yaml
 
+from tests.ops.conftest import NGINX, tool_missing
 from tests.support.servers import ROOT
 
 DEPLOY = ROOT / "deploy"
-NGINX = "/usr/sbin/nginx"
 CONTRACT_METRICS = (
     "chat_ws_connections", "chat_rooms_joined", "chat_messages_accepted_total", "chat_frames_rejected_total",
     "chat_delivery_latency_seconds", "chat_layer_messages_total",
@@ -33,7 +33,7 @@ def _seconds(value: str) -> int:
 @pytest.fixture
 def self_signed(tmp_path):
     if not os.path.exists("/usr/bin/openssl"):
-        pytest.skip("SKIPPED LOUDLY: needs openssl to make a throwaway certificate")
+        tool_missing("needs /usr/bin/openssl to make a throwaway certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=chat.example.com",
@@ -46,7 +46,7 @@ def self_signed(tmp_path):
 def test_production_nginx_site_passes_nginx_t(tmp_path, self_signed):
     """deploy/nginx/chatsite.conf, with a real certificate and writable log paths, passes `nginx -t`."""
     if not os.path.exists(NGINX):
-        pytest.skip(f"SKIPPED LOUDLY: needs {NGINX}")
+        tool_missing(f"needs nginx at {NGINX}")
     cert, key = self_signed
     site = (DEPLOY / "nginx" / "chatsite.conf").read_text()
     site = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", site)
