@@ -135,3 +135,17 @@ def test_grafana_dashboard_charts_every_contract_metric():
     queries = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
     for metric in CONTRACT_METRICS:
         assert metric in queries, metric
+
+
+def test_prometheus_rules_and_scrape_jobs_parse():
+    """The alert rules and scrape jobs are valid YAML and only query series chatsite exposes."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert exprs and all(rule.get("alert") and rule.get("annotations") for group in rules["groups"] for rule in group["rules"])
+    exposed = set(CONTRACT_METRICS) | {"chat_handshakes_refused_total", "up"}
+    for expr in exprs:
+        for name in re.findall(r"\b(chat_\w+|up)\b", expr):
+            assert any(name.startswith(metric) for metric in exposed), name
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "scrape.yml").read_text())
+    for job in scrape["scrape_configs"]:
+        assert job["authorization"]["type"] == "Bearer"

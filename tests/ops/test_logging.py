@@ -95,3 +95,40 @@ def test_log_format_json_configures_root_logging():
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     entry = json.loads(result.stderr.strip().splitlines()[-1])
     assert (entry["event"], entry["user"], entry["room"]) == ("ws.open", "alice", "lobby")
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_socket_open_and_close_log_one_json_line_each(daphne_factory, user_factory):
+    """A real process with LOG_FORMAT=json logs a socket's open and close as JSON lines naming the user."""
+    import asyncio
+    import time
+
+    import websockets
+
+    from tests.ops.support import token_for
+
+    user = user_factory()
+    server = daphne_factory(env={"LOG_FORMAT": "json"})
+
+    async def open_and_close():
+        async with websockets.connect(server.ws_url, additional_headers={"Authorization": f"Bearer {token_for(user)}"}):
+            await asyncio.sleep(0.2)
+
+    asyncio.run(open_and_close())
+
+    def events() -> list[dict]:
+        entries = []
+        for line in server.log().splitlines():
+            if line.startswith("{"):
+                entries.append(json.loads(line))
+        return [e for e in entries if e.get("user") == user.username]
+
+    deadline = time.monotonic() + 5
+    while len(events()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    opened = [e for e in events() if e.get("event") in ("ws_open", "ws.open")]
+    closed = [e for e in events() if e.get("event") in ("ws_close", "ws.close")]
+    assert len(opened) == 1 and len(closed) == 1, server.log()[-2000:]
+    assert closed[0]["level"] == "INFO" and "code" in closed[0]
