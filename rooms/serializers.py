@@ -138,6 +138,11 @@ class RoomUpdateSerializer(serializers.Serializer):
     topic = StrictCharField(max_length=500, required=False, allow_blank=True)
     slow_mode_seconds = StrictIntegerField(min_value=0, max_value=MAX_SLOW_MODE_SECONDS, required=False)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError('Give at least one of "name", "topic", "slow_mode_seconds".')
+        return attrs
+
 
 class MemberAddSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150, required=False)

@@ -121,6 +121,15 @@ def test_throttle_is_per_address():
         assert APIClient(REMOTE_ADDR="10.0.0.2").post("/api/v1/auth/token/", {}, format="json").status_code == 400
 
 
+@pytest.mark.redis
+def test_throttle_counts_live_in_redis():
+    """With REDIS_URL the throttle history is in Redis, so every process shares one budget."""
+    from rooms.redis import get_redis
+
+    APIClient().post("/api/v1/auth/token/", {}, format="json")
+    assert any(b"throttle_auth_" in key for key in get_redis().keys("*"))
+
+
 # ----- token and refresh ------------------------------------------------------------------------
 
 

@@ -321,6 +321,8 @@ def test_patch_anonymous_401(room_factory):
         {"name": ""},
         {"name": 3},
         {"topic": "t" * 501},
+        {},
+        {"unknown": 1},
         [1, 2],
     ],
 )
@@ -331,6 +333,7 @@ def test_patch_bad_bodies(user_factory, room_factory, body):
     assert bearer(owner).patch("/api/v1/rooms/edit/", body, format="json").status_code == 400
     room = Room.objects.get(slug="edit")
     assert (room.name, room.slow_mode_seconds) == ("Same", 0)
+    assert not AuditLog.objects.exists()
 
 
 # ----- members -----------------------------------------------------------------------------------
