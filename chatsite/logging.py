@@ -1,9 +1,10 @@
 """Log lines an operator can grep and a log pipeline can parse.
 
-`log_event(logger, "ws.open", user=..., room=..., reason=...)` writes one line per event:
-`ws.open user=alice room=lobby` as text, or, with LOG_FORMAT=json, one JSON object per line
-(`JsonFormatter`) whose keys are the event's fields. The consumer logs `ws.open`, `ws.close`
-and `ws.error` through it; see docs/operations.md for the event names.
+`log_event(logger, "ws_close", user=..., room=..., reason=...)` writes one line per event:
+`ws_close user=alice room=lobby reason=...` as text, or, with LOG_FORMAT=json, one JSON object per
+line (`JsonFormatter`) whose keys are `event` and the event's fields. The consumer's lines
+(`ws_open`, `ws_close`, `ws_refused`, `ws_flood`) carry the same `event` key; docs/operations.md
+lists them.
 """
 
 from __future__ import annotations
