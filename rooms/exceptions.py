@@ -6,8 +6,12 @@ REST, and the consumer turns them into `error` frames. One class per code, one p
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -52,6 +56,9 @@ class SlowMode(ChatError):
     code, status = "slow_mode", 429
 
 
+STORAGE_RETRY_AFTER = 5  # seconds a client should wait before retrying during an outage
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: every error is `{"code", "detail", ...}` JSON with the right status."""
     if isinstance(exc, ChatError):
@@ -61,6 +68,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             data["retry_after"] = exc.retry_after
             headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
         return Response(data, status=exc.status, headers=headers)
+
+    if isinstance(exc, (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)):
+        # PostgreSQL or Redis is unreachable (docs/operations.md runbook): a retryable 503, never a bare 500.
+        logging.getLogger("chatsite.api").warning("api call failed: storage unavailable", exc_info=exc)
+        return Response(
+            {"code": "unavailable", "detail": "The server cannot reach its storage right now; retry shortly.",
+             "retry_after": STORAGE_RETRY_AFTER},
+            status=503, headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+        )
 
     response = exception_handler(exc, context)
     if response is None:

@@ -133,3 +133,53 @@ def test_postgres_outage_answers_an_error_frame(daphne_factory, user_factory, ro
     assert len(errors) == 1
     assert errors[0]["code"] == "rate_limited" and errors[0]["retry_after"] > 0
     assert seen["close_codes"] == []
+
+
+def _post(server, token: str, slug: str, body: str) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(
+        f"{server.http_url}/api/v1/rooms/{slug}/messages/", data=json.dumps({"body": body}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), dict(error.headers)
+
+
+def test_rest_post_while_postgres_is_down_answers_503_then_201(daphne_factory, user_factory, room_factory):
+    """A REST post during a PostgreSQL outage answers 503 JSON with Retry-After (never a 500), and 201 once it is back."""
+    alice = user_factory()
+    room = room_factory(members=[alice])
+    db = settings.DATABASES["default"]
+    proxy = TcpProxy((db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))).start()
+    try:
+        url = servers.test_database_url().replace(f":{db.get('PORT') or 5432}/", f":{proxy.port}/")
+        server = daphne_factory(env={"DATABASE_URL": url, "RATE_LIMIT_MESSAGES": "1000/1s"})
+        token = token_for(alice)
+        proxy.stop()
+        status, body, headers = _post(server, token, room.slug, "during the outage")
+        proxy.start()
+        assert (status, body["code"]) == (503, "unavailable")
+        assert int(headers["Retry-After"]) > 0
+        assert wait_until(lambda: _post(server, token, room.slug, "after the outage")[0] == 201, timeout=10)
+    finally:
+        proxy.stop()
+
+
+def test_rest_post_while_redis_is_down_answers_503(daphne_factory, redis_server, user_factory, room_factory):
+    """A REST post while Redis (rate limits, broadcast) is down answers 503 JSON, and 201 after it restarts."""
+    alice = user_factory()
+    room = room_factory(members=[alice])
+    server = daphne_factory(env={"REDIS_URL": redis_server.url, "RATE_LIMIT_MESSAGES": "1000/1s"})
+    token = token_for(alice)
+    assert _post(server, token, room.slug, "before")[0] == 201
+    redis_server.stop()
+    status, body, headers = _post(server, token, room.slug, "during the outage")
+    redis_server.start()
+    assert (status, body["code"]) == (503, "unavailable")
+    assert "Retry-After" in headers
+    from rooms.models import Message
+
+    assert not Message.objects.filter(body="during the outage").exists(), "answered 503 but stored: a retry would duplicate it"
+    assert wait_until(lambda: _post(server, token, room.slug, "after")[0] == 201, timeout=15)
