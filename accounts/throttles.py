@@ -6,6 +6,7 @@ process shares one budget. Beyond it DRF answers 429 with `Retry-After`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from django.conf import settings
@@ -34,5 +35,37 @@ class AuthThrottle(SimpleRateThrottle):
         count, amount, unit = match.groups()
         return int(count), int(float(amount or 1) * _UNIT_SECONDS[unit])
 
+    def get_ident(self, request) -> str:
+        """The client address: REMOTE_ADDR, or the address our own proxy saw.
+
+        DRF's default trusts the whole X-Forwarded-For header when NUM_PROXIES is unset, so any
+        client could rotate a made-up header past the throttle. Here the header is believed only
+        when the direct peer is a loopback or private address (nginx on this host or network),
+        and then only its last entry, the one nginx's $proxy_add_x_forwarded_for appended.
+        """
+        remote = request.META.get("REMOTE_ADDR", "")
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded and _is_internal(remote):
+            last = forwarded.split(",")[-1].strip()
+            if _is_address(last):
+                return last
+        return remote
+
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_internal(value: str) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private

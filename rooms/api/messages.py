@@ -35,8 +35,8 @@ class MessageListView(ChatAPIView):
         description="`results` ascend by id. Give `before` or `after`, not both (400).",
     )
     def get(self, request: Request, slug: str) -> Response:
-        query = validated(MessageHistoryQuerySerializer, request.query_params)
         room = selectors.room_get_for_reader(user=request.user, slug=slug)
+        query = validated(MessageHistoryQuerySerializer, request.query_params)
         page, has_more = selectors.message_history(
             room=room, before=query.get("before"), after=query.get("after"), limit=query["limit"]
         )

@@ -121,6 +121,29 @@ def test_throttle_is_per_address():
         assert APIClient(REMOTE_ADDR="10.0.0.2").post("/api/v1/auth/token/", {}, format="json").status_code == 400
 
 
+def test_throttle_ignores_forged_forwarded_for_from_public_peer():
+    """A direct public client cannot dodge the throttle by inventing X-Forwarded-For values."""
+    with throttled("1/60s"):
+        first = APIClient(REMOTE_ADDR="93.184.216.34", HTTP_X_FORWARDED_FOR="1.1.1.1")
+        second = APIClient(REMOTE_ADDR="93.184.216.34", HTTP_X_FORWARDED_FOR="2.2.2.2")
+        assert first.post("/api/v1/auth/token/", {}, format="json").status_code == 400
+        assert second.post("/api/v1/auth/token/", {}, format="json").status_code == 429
+
+
+def test_throttle_uses_address_seen_by_local_proxy():
+    """Behind nginx on loopback, clients are told apart by the address nginx appended."""
+    with throttled("1/60s"):
+        def via_proxy(chain: str) -> int:
+            client = APIClient(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=chain)
+            return client.post("/api/v1/auth/token/", {}, format="json").status_code
+
+        assert via_proxy("198.51.100.1") == 400
+        assert via_proxy("9.9.9.9, 198.51.100.1") == 429  # a forged first entry changes nothing
+        assert via_proxy("198.51.100.2") == 400
+        assert via_proxy("not-an-address") == 400  # falls back to the proxy's own address
+        assert via_proxy("also-junk") == 429
+
+
 @pytest.mark.redis
 def test_throttle_counts_live_in_redis():
     """With REDIS_URL the throttle history is in Redis, so every process shares one budget."""

@@ -193,6 +193,12 @@ def test_history_private_room_non_member_404(user_factory, room_factory):
     assert bearer(user_factory()).get("/api/v1/rooms/closed/messages/").status_code == 404
 
 
+def test_history_private_room_bad_query_still_404(user_factory, room_factory):
+    """A bad query on a hidden private room answers 404, not 400: existence is not revealed."""
+    room_factory("closed", is_private=True)
+    assert bearer(user_factory()).get("/api/v1/rooms/closed/messages/?limit=abc").status_code == 404
+
+
 def test_history_private_room_member(user_factory, room_factory):
     """A member reads a private room's history."""
     member = user_factory()
