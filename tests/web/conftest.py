@@ -9,6 +9,7 @@ which the tests assert to be empty.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import os
 import time
 import urllib.error
@@ -55,11 +56,16 @@ def browser(monkeypatch):
         pytest.skip(f"SKIPPED LOUDLY: no chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
+    from django.db import connections
+
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # Connections opened while the loop ran belong to a context pytest-django never closes;
+        # close them here, or the test database cannot be dropped at the end of the run.
+        connections.close_all()
 
 
 @dataclass
@@ -149,6 +155,25 @@ def wait_until(page, expression: str, timeout: float = 10_000) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout} ms: {expression}")
         time.sleep(0.05)
+
+
+def in_thread(function, /, *args, **kwargs):
+    """Call a service from a fresh thread and return its result.
+
+    Services broadcast with async_to_sync, which refuses to run in a thread with a running event
+    loop, and Playwright's sync API keeps one in the test thread. The worker closes its database
+    connection so the test database can be dropped afterwards.
+    """
+    from django.db import connections
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 def api_token(server, username: str, password: str) -> str:

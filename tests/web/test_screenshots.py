@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import browser_marks, message_items, wait_until
+from tests.web.conftest import browser_marks, in_thread, message_items, wait_until
 
 pytestmark = browser_marks
 
@@ -42,7 +42,7 @@ def test_screenshots_of_room_list_and_chat_page(
     for user in users.values():
         room_join(user=user, room=lobby)
     for author, body in CONVERSATION:
-        message_post(user=users[author], room=lobby, body=body)
+        in_thread(message_post, user=users[author], room=lobby, body=body)
 
     server = daphne_factory()
     desktop = {"viewport": {"width": 1280, "height": 760}, "color_scheme": "light"}
