@@ -5,14 +5,16 @@ from __future__ import annotations
 from django.contrib.auth import logout
 from django.http import JsonResponse
 
+from chatsite.ops import OPS_PATHS
+
 
 class SiteBanMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        # Probes and scrapes must not reach the session table (chatsite/ops.py).
-        if request.path in ("/healthz", "/readyz", "/metrics"):
+        # Probes and scrapes must not reach the session table.
+        if request.path in OPS_PATHS:
             return self.get_response(request)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:

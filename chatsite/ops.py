@@ -28,7 +28,7 @@ from django.views.decorators.http import require_safe
 
 logger = logging.getLogger(__name__)
 
-OPS_PATHS = ("/healthz", "/readyz", "/metrics")
+OPS_PATHS = ("/healthz", "/readyz", "/metrics")  # accounts.middleware.SiteBanMiddleware skips these
 READY_CHECK_TIMEOUT = 1.5  # seconds per check; probes usually time out after 2-5 s
 
 # One thread for database checks: a hung connection attempt (a black-holed host) ties up this
@@ -36,8 +36,6 @@ READY_CHECK_TIMEOUT = 1.5  # seconds per check; probes usually time out after 2-
 # checks fail at once instead of piling up threads.
 _db_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz-db")
 _db_check_pending: concurrent.futures.Future | None = None
-
-
 _cleanup_tasks: set[asyncio.Future] = set()
 
 
