@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -11,6 +13,19 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.forms import SignupForm
+from accounts.throttles import AuthThrottle
+
+
+def _throttled(request: HttpRequest) -> HttpResponse | None:
+    """429 once the client address spent its AUTH_THROTTLE budget (shared with the API's
+    register/token/refresh: the forms must not be a way around it); None while within it."""
+    throttle = AuthThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    retry_after = max(1, math.ceil(throttle.wait() or 1))
+    response = render(request, "registration/throttled.html", {"retry_after": retry_after}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -25,6 +40,9 @@ class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return _throttled(request) or super().post(request, *args, **kwargs)
+
     def form_invalid(self, form):
         # A wrong password is bad input: answer 400 with the form and its error, like the API.
         response = super().form_invalid(form)
@@ -37,6 +55,8 @@ def signup(request: HttpRequest) -> HttpResponse:
     """Create an account and sign in at once; a signed-in visitor is sent on."""
     if request.user.is_authenticated:
         return redirect(_safe_next(request))
+    if request.method == "POST" and (refusal := _throttled(request)):
+        return refusal
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()

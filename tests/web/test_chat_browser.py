@@ -94,11 +94,13 @@ def test_typing_indicator_and_presence_show(daphne_factory, open_chat, lobby, al
     assert page_b.watch.problems() == []
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_restart_resumes_and_outage_messages_appear_exactly_once(
-    daphne_factory, open_chat, lobby, alice, bob, password
+    daphne_factory, open_chat, lobby, alice, bob, password, how
 ):
-    """The server restarts on the same port; both pages reconnect, and messages posted meanwhile
-    over REST, and one queued in a page, each show exactly once on both pages."""
+    """The server restarts on the same port (stopped gracefully with 4012, or killed); both pages
+    reconnect, and messages posted meanwhile over REST, and one queued in a page, each show
+    exactly once on both pages."""
     server = daphne_factory()
     page_a = open_chat(server, alice, "lobby")
     page_b = open_chat(server, bob, "lobby")
@@ -109,7 +111,10 @@ def test_restart_resumes_and_outage_messages_appear_exactly_once(
     helper = daphne_factory()
     token = api_token(helper, "bob", password)
     port = server.port
-    server.stop()
+    if how == "stop":
+        server.stop()
+    else:
+        server.kill()
     for page in (page_a, page_b):
         wait_until(
             page,

@@ -322,3 +322,29 @@ def test_static_files_are_served(client, path):
     assert response.status_code == 200
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert len(body) > 500
+
+
+# ----- throttling -------------------------------------------------------------------------
+
+THROTTLE_2 = {"DEFAULT_THROTTLE_RATES": {"auth": "2/60s"}}
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/accounts/signup/"])
+def test_login_and_signup_forms_share_the_auth_throttle(client, settings, path):
+    """Beyond AUTH_THROTTLE the forms answer 429 with Retry-After, like the API's auth calls."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, **THROTTLE_2}
+    data = {"username": "nobody", "password": "x", "password1": "x", "password2": "x"}
+    assert [client.post(path, data).status_code for _ in range(2)] == [400, 400]
+    refused = client.post(path, data)
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+    assert b"Too many" in refused.content
+    assert client.get(path).status_code == 200  # reading the form is never throttled
+
+
+def test_the_form_throttle_counts_api_calls_too(client, settings):
+    """Token calls to the API and login form posts spend one budget per address."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, **THROTTLE_2}
+    for _ in range(2):
+        client.post("/api/v1/auth/token/", {"username": "nobody", "password": "x"}, content_type="application/json")
+    assert client.post("/accounts/login/", {"username": "nobody", "password": "x"}).status_code == 429
