@@ -12,7 +12,6 @@ from importlib import import_module
 from urllib.parse import parse_qs
 
 from channels.auth import get_user as get_session_user
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -22,6 +21,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.tickets import ticket_redeem
 from chatsite import metrics
+from rooms.db import run_in_db_thread
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -51,17 +51,15 @@ class FullOriginValidator:
         return await self.inner({**scope, "origin": origin}, receive, send)
 
 
-@database_sync_to_async
+@run_in_db_thread
 def _user_for_id(user_id: int):
-    from rooms.selectors import user_is_site_banned
+    """The active, not site-banned user with this id, in one query; None otherwise."""
+    from rooms.selectors import users_allowed_to_connect
 
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None or user_is_site_banned(user_id=user.id):
-        return None
-    return user
+    return users_allowed_to_connect().filter(pk=user_id).first()
 
 
-@database_sync_to_async
+@run_in_db_thread
 def _session_for_key(session_key: str):
     engine = import_module(settings.SESSION_ENGINE)
     return engine.SessionStore(session_key)
@@ -71,7 +69,7 @@ async def authenticate_scope(scope) -> tuple[object, str]:
     """(user or None, how) for a handshake; `how` names the credential or why none was accepted."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if "ticket" in query:
-        user_id = await database_sync_to_async(ticket_redeem)(query["ticket"][0])
+        user_id = await run_in_db_thread(ticket_redeem)(query["ticket"][0])
         if user_id is None:
             return None, "bad_ticket"
         user = await _user_for_id(user_id)

@@ -13,7 +13,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError
 
 from chatsite import metrics
 from rooms import selectors, services
+from rooms.db import db_call
 from rooms.exceptions import ChatError, Forbidden
 from rooms.hub import get_hub
 from rooms.protocol import (
@@ -149,7 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def on_join(self, frame: JoinFrame) -> None:
-        room = await database_sync_to_async(services.room_join_by_slug)(user=self.user, slug=frame.room)
+        room = await db_call(services.room_join_by_slug, user=self.user, slug=frame.room)
         subscription = self.subscriptions.get(room.id)
         if subscription is None:
             subscription = self.subscriptions[room.id] = Subscription(room=room)
@@ -164,8 +164,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             subscription.buffer = []  # a second join re-answers and replays like the first
         limit = settings.CHAT_REPLAY_LIMIT
-        last_id, replay = await database_sync_to_async(selectors.room_replay)(
-            room_id=room.id, after=frame.after, limit=limit + 1
+        last_id, replay = await db_call(
+            selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1
         )
         online = await self.hub.online(room.id)
         await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online))
@@ -202,8 +202,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message(self, frame: MessageFrame) -> None:
         subscription = self._joined(frame.room)
-        message, created = await database_sync_to_async(services.message_post)(
-            user=self.user, room=subscription.room, body=frame.body, client_id=frame.client_id
+        message, created = await db_call(
+            services.message_post, user=self.user, room=subscription.room, body=frame.body, client_id=frame.client_id
         )
         payload = message_dict(message)
         if created:

@@ -21,12 +21,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatsite import metrics
 from rooms import events
+from rooms.db import run_in_db_thread
 from rooms.presence import make_presence
 from rooms.protocol import (
     dumps,
@@ -63,14 +63,14 @@ class RoomFeed:
     suspect_last_id: int = 0
 
 
-@database_sync_to_async
+@run_in_db_thread
 def _room_last_ids(room_ids: list[int]) -> dict[int, int]:
     from rooms.models import Room
 
     return dict(Room.objects.filter(id__in=room_ids).values_list("id", "last_message_id"))
 
 
-@database_sync_to_async
+@run_in_db_thread
 def _messages_after(room_id: int, after: int, limit: int) -> list:
     from rooms.selectors import messages_after
 

@@ -6,7 +6,8 @@ never revealed.
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from rooms.exceptions import Forbidden, NotFound
@@ -23,6 +24,13 @@ def user_can_moderate_room(*, user, room: Room) -> bool:
 
 def user_is_site_banned(*, user_id: int) -> bool:
     return SiteBan.objects.active().filter(user_id=user_id).exists()
+
+
+def users_allowed_to_connect() -> QuerySet:
+    """Active users without an active site-wide ban (one query with the user lookup)."""
+    return get_user_model().objects.filter(is_active=True).exclude(
+        Exists(SiteBan.objects.active().filter(user_id=OuterRef("pk")))
+    )
 
 
 def user_is_room_banned(*, user_id: int, room_id: int) -> bool:
@@ -121,6 +129,34 @@ def messages_after(*, room_id: int, after: int, limit: int) -> list[Message]:
         .select_related("author", "room")
         .order_by("id")[:limit]
     )
+
+
+def post_access(*, user_id: int, room_id: int, client_id: str | None) -> tuple[bool, bool, bool, int | None]:
+    """(is_member, banned, muted, id of the user's message with this client_id) in one query.
+
+    Posting is the hot path: one round trip instead of four.
+    """
+    now = timezone.now()
+    room = OuterRef("pk")
+    existing = (
+        Message.objects.filter(author_id=user_id, client_id=client_id).values("id")[:1]
+        if client_id is not None
+        else Message.objects.none().values("id")
+    )
+    row = (
+        Room.objects.filter(pk=room_id)
+        .annotate(
+            is_member=Exists(Membership.objects.filter(room=room, user_id=user_id)),
+            banned=Exists(RoomBan.objects.active(now).filter(room=room, user_id=user_id)),
+            muted=Exists(RoomMute.objects.active(now).filter(room=room, user_id=user_id)),
+            existing_id=Subquery(existing),
+        )
+        .values_list("is_member", "banned", "muted", "existing_id")
+        .first()
+    )
+    if row is None:
+        return False, False, False, None
+    return row
 
 
 def active_room_restrictions(*, user_id: int, room_id: int) -> tuple[bool, bool]:

@@ -18,7 +18,7 @@ from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, SlowMode
 from rooms.models import AuditLog, Membership, Message, Report, Room, RoomBan, RoomMute, SiteBan
 from rooms.sanitize import sanitize_body
 from rooms.selectors import (
-    active_room_restrictions,
+    post_access,
     user_can_moderate_room,
     user_is_member,
     user_is_moderator,
@@ -159,13 +159,11 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
     not spend tokens). Locks the room row while inserting, so ids are in commit order per room.
     """
     body = _check_body(body)
-    if client_id is not None:
-        existing = Message.objects.select_related("room", "author").filter(author=user, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
-    if not user_is_member(user_id=user.id, room_id=room.id):
+    is_member, banned, muted, existing_id = post_access(user_id=user.id, room_id=room.id, client_id=client_id)
+    if existing_id is not None:
+        return Message.objects.select_related("room", "author").get(pk=existing_id), False
+    if not is_member:
         raise Forbidden(f"You are not a member of {room.slug!r}; join it first.")
-    banned, muted = active_room_restrictions(user_id=user.id, room_id=room.id)
     if banned:
         raise Forbidden(f"You are banned from {room.slug!r}.")
     if muted:

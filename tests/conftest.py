@@ -130,7 +130,22 @@ def _close_worker_thread_connections():
     """Async tests reach the ORM through asgiref's single worker thread; close that thread's
     connections afterwards so the test database can be flushed and dropped."""
     yield
+    import threading
+
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from rooms import db
+
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    if db._executor.cache_info().currsize:
+        # One task per pool thread (the barrier keeps each thread busy until all have closed).
+        workers = settings.CHAT_DB_THREADS
+        barrier = threading.Barrier(workers)
+
+        def close_then_wait():
+            connections.close_all()
+            barrier.wait(timeout=10)
+
+        for future in [db._executor().submit(close_then_wait) for _ in range(workers)]:
+            future.result(timeout=15)
