@@ -168,3 +168,36 @@ def test_cluster_stop_with_nothing_running_is_harmless(tmp_path):
     )
     assert result.returncode == 0
     assert "nothing running" in result.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.browser
+def test_two_browsers_chat_through_the_cluster(cluster, user_factory, room_factory, password):
+    """As a new user would try it: two browsers log in through nginx, one posts, the other sees it live."""
+    from playwright.sync_api import sync_playwright
+
+    alice, bob = user_factory(), user_factory()
+    room = room_factory(members=[alice, bob])
+    base = f"http://127.0.0.1:{cluster.port}"
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            pages = []
+            for user in (alice, bob):
+                page = browser.new_context().new_page()
+                page.goto(f"{base}/accounts/login/?next=/rooms/{room.slug}/")
+                page.fill("#id_username", user.username)
+                page.fill("#id_password", password)
+                page.click("button[type=submit]")
+                page.wait_for_url(f"**/rooms/{room.slug}/")
+                page.wait_for_selector("#connection[data-state=live]", state="attached", timeout=10_000)
+                pages.append(page)
+            pages[0].fill("#composer-input", "hello through nginx")
+            pages[0].click("#composer-send")
+            pages[1].locator("#messages li", has_text="hello through nginx").first.wait_for(timeout=10_000)
+            pages[1].locator("#online-list li", has_text=alice.username).wait_for(timeout=5_000)
+        finally:
+            browser.close()
