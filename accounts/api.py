@@ -27,6 +27,7 @@ from accounts.serializers import (
 )
 from accounts.throttles import AuthThrottle
 from accounts.tickets import ticket_issue
+from rooms.api.base import BodyLimitMixin
 from rooms.exceptions import BadRequest
 
 User = get_user_model()
@@ -42,7 +43,7 @@ class BanAwareJWTScheme(SimpleJWTScheme):
 _ERROR = OpenApiResponse(description='`{"code", "detail", ...}` JSON error.')
 
 
-class RegisterView(APIView):
+class RegisterView(BodyLimitMixin, APIView):
     """Create an account; anyone may call it, throttled per client address."""
 
     authentication_classes: list = []
@@ -69,7 +70,7 @@ class RegisterView(APIView):
         return Response({"id": user.id, "username": user.username}, status=status.HTTP_201_CREATED)
 
 
-class TokenView(TokenViewBase):
+class TokenView(BodyLimitMixin, TokenViewBase):
     """Exchange username and password for an access and a refresh JWT."""
 
     serializer_class = TokenPairSerializer
@@ -84,7 +85,7 @@ class TokenView(TokenViewBase):
         return super().post(request, *args, **kwargs)
 
 
-class TokenRefreshView(TokenViewBase):
+class TokenRefreshView(BodyLimitMixin, TokenViewBase):
     """Exchange a refresh JWT for a new access JWT."""
 
     serializer_class = RefreshSerializer
@@ -99,7 +100,7 @@ class TokenRefreshView(TokenViewBase):
         return super().post(request, *args, **kwargs)
 
 
-class WsTicketView(APIView):
+class WsTicketView(BodyLimitMixin, APIView):
     """A single-use ticket for the WebSocket handshake (`/ws/chat/?ticket=...`)."""
 
     @extend_schema(request=None, responses={200: WsTicketSerializer, 401: _ERROR, 403: _ERROR}, tags=["auth"])
@@ -108,7 +109,7 @@ class WsTicketView(APIView):
         return Response({"ticket": ticket, "expires_in": expires_in})
 
 
-class MeView(APIView):
+class MeView(BodyLimitMixin, APIView):
     """Who the credentials belong to."""
 
     @extend_schema(responses={200: MeSerializer, 401: _ERROR, 403: _ERROR}, tags=["auth"])

@@ -10,6 +10,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from rooms import selectors
+from rooms.api.parsers import API_PARSERS
 from rooms.exceptions import NotFound, TooLarge
 from rooms.models import Message
 from rooms.serializers import MAX_ID
@@ -20,8 +21,10 @@ MAX_REQUEST_BYTES = 64 * 1024
 ERROR = OpenApiResponse(description='`{"code", "detail", ...}` JSON error; field errors as extra keys.')
 
 
-class ChatAPIView(APIView):
-    """An authenticated JSON view refusing request bodies over MAX_REQUEST_BYTES with 413."""
+class BodyLimitMixin:
+    """Refuse request bodies over MAX_REQUEST_BYTES with 413 before parsing; parse JSON safely."""
+
+    parser_classes = API_PARSERS
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -31,6 +34,10 @@ class ChatAPIView(APIView):
             length = 0
         if length > MAX_REQUEST_BYTES:
             raise TooLarge(f"Request body is {length} bytes; the limit is {MAX_REQUEST_BYTES}.")
+
+
+class ChatAPIView(BodyLimitMixin, APIView):
+    """An authenticated JSON view of the rooms API."""
 
 
 def validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:

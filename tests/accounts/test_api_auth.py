@@ -78,7 +78,7 @@ def test_register_taken_username(user_factory):
         {"username": "frank", "password": 123456789012},
         {"username": "bad name!", "password": "Tr1cky-horse-battery"},
         {"username": "x" * 151, "password": "Tr1cky-horse-battery"},
-        {"username": "frank", "password": "p" * 100_000},
+        {"username": "frank", "password": "p" * 5_000},
         {"username": "fr\x00ank", "password": "Tr1cky-horse-battery"},
         {"username": "frank", "password": "Tr1cky-horse-battery", "email": "not-an-email"},
         ["frank", "Tr1cky-horse-battery"],
