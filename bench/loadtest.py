@@ -135,6 +135,18 @@ def proc_status(pid: int | None) -> dict[str, int]:
     return out
 
 
+def listen_overflows() -> int:
+    """TcpExt ListenOverflows of this machine: SYNs/ACKs dropped because an accept queue was full."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+        for names, values in zip(lines[::2], lines[1::2]):
+            if names.startswith("TcpExt:"):
+                return int(dict(zip(names.split(), values.split()))["ListenOverflows"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return -1
+
+
 def machine_busy_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -359,6 +371,7 @@ class LoadTool:
         a = self.args
         headers = {"Authorization": f"Bearer {sock.token}"}
         async with sem:
+            started = perf_ns()
             try:
                 if a.client == "raw":
                     ws = await raw_connect("127.0.0.1", a.port, a.path, headers, self.on_text,
@@ -374,7 +387,7 @@ class LoadTool:
                     ws.lost.add_done_callback(lambda _f, w=ws: self.on_close(w))
                 ws.owner = sock
                 sock.ws = ws
-                sock.handshake_ns = perf_ns() - t0
+                sock.handshake_ns = perf_ns() - started
                 if join:
                     sock.joined_fut = asyncio.get_running_loop().create_future()
                     ws.send_text(b'{"type":"join","room":"%s"}' % sock.room.encode())
@@ -386,16 +399,27 @@ class LoadTool:
         a = self.args
         sem = asyncio.Semaphore(a.connect_concurrency)
         before = proc_status(a.server_pid)
+        cpu0 = cpu_seconds_self()
+        overflows0 = listen_overflows()
         t0 = perf_ns()
         tasks = [asyncio.create_task(self._open_one(s, sem, t0, join)) for s in self.socks]
-        await asyncio.wait(tasks, timeout=a.connect_timeout * (len(tasks) / a.connect_concurrency + 2))
+        await asyncio.wait(tasks, timeout=min(a.connect_deadline,
+                                              a.connect_timeout * (len(tasks) / a.connect_concurrency + 2)))
         for t in tasks:
             if not t.done():
                 t.cancel()
+        await asyncio.sleep(0)
+        for s in self.socks:
+            if s.ws is None and s.error is None:
+                s.error = f"not connected within the {a.connect_deadline:.0f} s deadline"
         elapsed = (perf_ns() - t0) / 1e9
         await asyncio.sleep(a.settle)
         after = proc_status(a.server_pid)
-        ok = [s for s in self.socks if s.ws is not None and s.error is None and not s.ws.closed]
+        ok = [s for s in self.socks
+              if s.ws is not None and s.error is None and not s.ws.closed and (s.joined or not join)]
+        for s in self.socks:
+            if s.ws is not None and s.error is None and join and not s.joined:
+                s.error = f"not joined within the {a.connect_deadline:.0f} s deadline"
         okset = {s.idx for s in ok}
         failed = Counter((s.error or f"closed {s.close_code}")[:90] for s in self.socks if s.idx not in okset)
         hs = sorted(s.handshake_ns for s in ok)
@@ -408,6 +432,9 @@ class LoadTool:
             "handshake_p50_ms": round(percentile(hs, 0.5) / 1e6, 1) if hs else None,
             "handshake_max_ms": round(hs[-1] / 1e6, 1) if hs else None,
             "connect_concurrency": a.connect_concurrency,
+            "client_cpu_s_during_connect": round(cpu_seconds_self() - cpu0, 2),
+            # machine-wide, so other processes' listeners count too; the server's backlog is daphne's
+            "listen_queue_overflows": listen_overflows() - overflows0,
         }
         if before and after:
             res["server_rss_before_kib"] = before.get("VmRSS")
@@ -498,6 +525,7 @@ class LoadTool:
     def report_step(self, step: Step, cpu_client: float, server_before: dict, server_after: dict) -> dict:
         members = step.members
         lost = 0
+        lost_of_accepted = 0
         unanswered = 0
         accepted = 0
         both = 0
@@ -517,6 +545,8 @@ class LoadTool:
             exp = members[step.room_of[i]]
             if got < exp:
                 lost += exp - got
+                if got:
+                    lost_of_accepted += exp - got
         lat = sorted(step.latencies)
         send_s = max(1e-9, (step.t_end_ns - step.t_start_ns) / 1e9)
         recv_window = (step.last_recv_ns - step.t_start_ns) / 1e9 if step.last_recv_ns else None
@@ -537,6 +567,9 @@ class LoadTool:
             "delivered_per_s": round(step.delivered / send_s, 1),
             "delivered_per_s_until_last": round(step.delivered / recv_window, 1) if recv_window else None,
             "lost": lost,
+            # of which deliveries of messages that reached at least one socket (the rest belong to
+            # unanswered messages: still queued in the server at the end, or dropped before posting)
+            "lost_of_accepted": lost_of_accepted,
             "duplicated": step.duplicated,
             "out_of_order": step.out_of_order,
             "latency_p50_ms": round(percentile(lat, 0.50) / 1e6, 2) if lat else None,
@@ -768,9 +801,12 @@ def main(argv=None) -> int:
         sp.add_argument("--client", choices=["raw", "websockets"], default="raw")
         sp.add_argument("--connect-concurrency", type=int, default=100)
         sp.add_argument("--connect-timeout", type=float, default=15.0)
+        sp.add_argument("--connect-deadline", type=float, default=120.0, help="seconds for all sockets")
         sp.add_argument("--settle", type=float, default=1.0, help="seconds after connecting before RSS")
         sp.add_argument("--close-timeout", type=float, default=15.0)
         sp.add_argument("--json", help="write the JSON summary here too")
+        sp.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                        help="recorded in the summary (server commit, layer, ...)")
         sp.add_argument("--no-uvloop", action="store_true")
 
     for name in ("run", "capacity"):
@@ -826,6 +862,8 @@ def main(argv=None) -> int:
     summary = asyncio.run(coro)
     summary["nofile_limit"] = nofile
     summary["uvloop"] = not args.no_uvloop and "uvloop" in sys.modules
+    summary["meta"] = dict(m.split("=", 1) for m in args.meta if "=" in m)
+    summary["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     text = json.dumps(summary, indent=2, default=str)
     print("\n" + text)
     if args.json:

@@ -32,22 +32,25 @@ wait_quiet() {
 for layer in "${layers[@]}"; do
   for scenario in $SCENARIOS; do
     wait_quiet
-    pid=$(bench/run_server.sh start "$layer" "$PORT")
+    pid=$(BENCH_LOG="bench/logs/server-$layer-$scenario.log" bench/run_server.sh start "$layer" "$PORT")
     trap 'bench/run_server.sh stop $pid' EXIT
     out="bench/results/$layer-$scenario"
+    commit=$(git rev-parse --short HEAD)
+    dirty=$(git status --porcelain -- rooms accounts chatsite | awk '{print $2}' | tr '\n' ',')
+    META=(--meta "layer=$layer" --meta "scenario=$scenario" --meta "server_commit=$commit" --meta "server_uncommitted=$dirty")
     echo "### $layer $scenario (server pid $pid, loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
     case $scenario in
       capacity)  # 10 rooms x 20 members, ramp x1.5 until p99 > 200 ms or anything lost
         $LT capacity --port "$PORT" --tokens bench/tokens/cap.json --server-pid "$pid" \
           --rate "${CAP_START_RATE:-20}" --factor 1.5 --duration 8 --grace 5 --max-seconds 150 \
-          --json "$out.json" > "$out.txt" 2>&1 ;;
+          "${META[@]}" --json "$out.json" > "$out.txt" 2>&1 ;;
       big)       # one room of 500 members, 20 msg/s for 30 s
         $LT run --port "$PORT" --tokens bench/tokens/big.json --server-pid "$pid" \
-          --rate 20 --duration 30 --grace 10 --json "$out.json" > "$out.txt" 2>&1 ;;
+          --rate 20 --duration 30 --grace 10 "${META[@]}" --json "$out.json" > "$out.txt" 2>&1 ;;
       idle)      # 10,000 idle sockets (100 rooms x 100), then all closed at once; Redis checked
         $LT idle --port "$PORT" --tokens bench/tokens/idle.json --server-pid "$pid" \
           --connect-concurrency "${IDLE_CONCURRENCY:-200}" --connect-timeout 30 --settle 2 --hold 5 \
-          --after-close 10 --redis-url "$REDIS" --json "$out.json" > "$out.txt" 2>&1 ;;
+          --after-close 10 --redis-url "$REDIS" "${META[@]}" --json "$out.json" > "$out.txt" 2>&1 ;;
     esac
     grep -E "step |last_passing|connected|failed_hand|connect_all|kib_per|latency_p|lost|left behind|still open" "$out.txt" | head -30 || true
     bench/run_server.sh stop "$pid"

@@ -27,11 +27,11 @@ redis.Redis.from_url(sys.argv[1]).flushdb()
 PYEOF
     CHAT_CHANNEL_LAYER="$layer" PORT="$port" ALLOWED_ORIGINS="http://127.0.0.1:$port" \
       setsid taskset -c 0 $PY -m chatsite.serve --bind 127.0.0.1 --port "$port" \
-      > "bench/logs/server-$port.log" 2>&1 < /dev/null &
+      > "${BENCH_LOG:-bench/logs/server-$port.log}" 2>&1 < /dev/null &
     pid=$!
     for _ in $(seq 1 100); do
       if curl -fs "http://127.0.0.1:$port/healthz" > /dev/null 2>&1; then echo "$pid"; exit 0; fi
-      if ! kill -0 "$pid" 2>/dev/null; then echo "server died; log:" >&2; tail -20 "bench/logs/server-$port.log" >&2; exit 1; fi
+      if ! kill -0 "$pid" 2>/dev/null; then echo "server died; log:" >&2; tail -20 "${BENCH_LOG:-bench/logs/server-$port.log}" >&2; exit 1; fi
       sleep 0.2
     done
     echo "server did not answer /healthz in 20 s" >&2; kill "$pid"; exit 1
