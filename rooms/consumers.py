@@ -19,6 +19,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from chatsite import metrics
+from chatsite.logging import log_event
 from rooms import selectors, services
 from rooms.db import db_call
 from rooms.exceptions import ChatError, Forbidden
@@ -72,7 +73,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             reason = self.scope.get("auth_method", "no_credentials")
             metrics.HANDSHAKES_REFUSED.labels(reason=reason).inc()
-            logger.info("ws refused", extra={"event": "ws_refused", "reason": reason})
+            log_event(logger, "ws_refused", reason=reason, client=self.scope.get("client"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         hub = get_hub()
@@ -93,18 +94,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.hub = hub
         hub.add_socket(self)
         metrics.WS_CONNECTIONS.inc()
-        logger.info("ws open", extra={"event": "ws_open", "user": self.username, "conn": self.conn_id})
+        log_event(logger, "ws_open", user=self.username, conn=self.conn_id, auth=self.scope.get("auth_method"))
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
         if self.hub is None:
             return
         hub, self.hub = self.hub, None
+        rooms = sorted(subscription.room.slug for subscription in self.subscriptions.values())
         await hub.remove_socket(self)
         metrics.WS_CONNECTIONS.dec()
-        logger.info(
-            "ws close", extra={"event": "ws_close", "user": self.username, "conn": self.conn_id, "code": code}
-        )
+        log_event(logger, "ws_close", user=self.username, conn=self.conn_id, code=code, rooms=rooms)
 
     # ----- inbound ----------------------------------------------------------------------------
 
@@ -133,19 +133,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 detail=error.detail,
                 client_id=getattr(frame, "client_id", None),
                 retry_after=error.retry_after,
+                room=getattr(frame, "room", None),
             )
         except (DatabaseError, RedisError):
             # Every frame is answered, even when PostgreSQL or Redis is away. The contract has no
             # "unavailable" code; rate_limited with retry_after tells a client exactly what to do:
             # wait and resend the same client_id (docs/realtime.md).
-            logger.warning("ws frame failed: storage unavailable", exc_info=True,
-                           extra={"event": "ws_error", "user": self.username, "conn": self.conn_id})
+            log_event(logger, "ws_storage_unavailable", level=logging.WARNING, exc_info=True,
+                      user=self.username, conn=self.conn_id, room=getattr(frame, "room", None))
             await self.reject(
                 code="rate_limited",
                 detail="The server cannot store this right now (database or Redis unavailable); "
                 "retry after retry_after seconds with the same client_id.",
                 client_id=getattr(frame, "client_id", None),
                 retry_after=UNAVAILABLE_RETRY_SECONDS,
+                room=getattr(frame, "room", None),
             )
 
     async def on_join(self, frame: JoinFrame) -> None:
@@ -244,9 +246,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # ----- outbound ---------------------------------------------------------------------------
 
     async def reject(
-        self, *, code: str, detail: str, client_id: str | None = None, retry_after: float | None = None
+        self,
+        *,
+        code: str,
+        detail: str,
+        client_id: str | None = None,
+        retry_after: float | None = None,
+        room: str | None = None,
     ) -> None:
         metrics.FRAMES_REJECTED.labels(code=code).inc()
+        log_event(logger, "ws_error", user=self.username, conn=self.conn_id, room=room, code=code, reason=detail)
         await self.send_frame(error_frame(code=code, detail=detail, client_id=client_id, retry_after=retry_after))
         if code in FLOOD_CODES:
             limit, window = settings.CHAT_ERROR_FLOOD
@@ -255,7 +264,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             while self.bad_frames and self.bad_frames[0] < now - window:
                 self.bad_frames.popleft()
             if len(self.bad_frames) > limit:
-                logger.info("ws flood", extra={"event": "ws_flood", "user": self.username, "conn": self.conn_id})
+                log_event(logger, "ws_flood", user=self.username, conn=self.conn_id, reason="over 20 bad frames in 10 s")
                 await self.close_with(CLOSE_FLOOD)
 
     async def send_frame(self, frame: dict) -> None:
