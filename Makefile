@@ -21,6 +21,7 @@ $(VENV)/.installed-test: requirements-test.txt requirements.txt $(VENV)/.install
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	DEBUG=$${DEBUG:-1} $(PY) manage.py collectstatic --noinput -v0
 	DEBUG=$${DEBUG:-1} $(PY) -m chatsite.serve --bind $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
