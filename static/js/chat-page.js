@@ -50,6 +50,7 @@ const state = {
   pending: new Map(), // client_id -> {el, body}
   hasMoreOlder: false,
   loadingOlder: false,
+  generation: 0, // bumped when the list restarts; answers to older requests are then dropped
   online: new Set(),
   typers: new Map(), // username -> timeout
   typingFadeTimer: null,
@@ -166,7 +167,7 @@ function insertMessage(message) {
   if (!message || typeof message.id !== "number" || message.room !== room) return false;
   const known = state.messages.get(message.id);
   if (known) {
-    if ((message.edited ?? null) !== (known.message.edited ?? null)) updateMessage(message);
+    if (editedAt(message) > editedAt(known.message)) updateMessage(message);
     return false;
   }
   const el = newMessageElement();
@@ -182,9 +183,12 @@ function insertMessage(message) {
   return true;
 }
 
+const editedAt = (message) => (message.edited ? Date.parse(message.edited) : 0);
+
 function updateMessage(message) {
   const entry = state.messages.get(message.id);
-  if (!entry) return;
+  // A REST page fetched before a live edit may arrive after it: never go back to older text.
+  if (!entry || editedAt(message) < editedAt(entry.message)) return;
   entry.message = message;
   fillMessage(entry.el, message);
 }
@@ -253,11 +257,14 @@ function updateHistoryControls() {
 }
 
 /**
- * Load the newest page. On first load it fills the list; after a reconnect or a `resync` it
- * reconciles: shown messages inside the page's id range but missing from it were deleted
- * meanwhile, edits are refreshed, and a gap before the page restarts the list from it.
+ * Load the newest page. On first load (or after a restart) it fills the list and decides
+ * whether older history exists. After a reconnect it also reconciles what the socket does not
+ * replay: a message that was shown when we asked, is not in the answer, and is not older than
+ * the answer reaches, was deleted meanwhile; edits are refreshed by insertMessage.
  */
 async function loadLatest({ initial }) {
+  const shownBefore = initial ? [] : [...state.order];
+  const generation = state.generation;
   let page;
   try {
     page = await fetchMessages(room, { limit: HISTORY_PAGE });
@@ -265,30 +272,29 @@ async function loadLatest({ initial }) {
     showHistoryStatus(`Could not load the history: ${describe(error)}.`);
     return false;
   }
+  if (generation !== state.generation) return false; // the list restarted meanwhile
   showHistoryStatus("");
   const results = Array.isArray(page.results) ? page.results : [];
-  let restart = initial;
   if (!initial) {
-    const newestShown = state.order.at(-1) ?? 0;
-    if (results.length === 0 && !page.has_more) {
-      clearMessages();
-    } else if (results.length && page.has_more && results[0].id > newestShown) {
-      clearMessages(); // a gap we cannot show honestly: start over from the newest page
-      restart = true;
-    }
-    if (results.length) {
-      const ids = new Set(results.map((message) => message.id));
-      const [low, high] = [results[0].id, results.at(-1).id];
-      for (const id of [...state.order]) if (id >= low && id <= high && !ids.has(id)) removeMessage(id);
-    }
+    const ids = new Set(results.map((message) => message.id));
+    const low = page.has_more && results.length ? results[0].id : 0;
+    for (const id of shownBefore) if (id >= low && !ids.has(id)) removeMessage(id);
   }
   const follow = initial || isNearBottom();
   quietly(() => results.forEach(insertMessage));
   for (const message of results) socket.noteSeen(room, message.id);
-  if (restart) state.hasMoreOlder = Boolean(page.has_more);
+  if (initial) state.hasMoreOlder = Boolean(page.has_more);
   updateHistoryControls();
   if (follow) scrollToBottom();
   return true;
+}
+
+/** After `resync` (too much missed to replay) nothing will fill the gap: start from the newest page. */
+function restartFromNewest() {
+  state.generation += 1;
+  clearMessages();
+  state.hasMoreOlder = false;
+  loadLatest({ initial: true });
 }
 
 async function loadOlder() {
@@ -296,7 +302,9 @@ async function loadOlder() {
   state.loadingOlder = true;
   showHistoryStatus("Loading older messages…");
   try {
+    const generation = state.generation;
     const page = await fetchMessages(room, { before: state.order[0], limit: HISTORY_PAGE });
+    if (generation !== state.generation) return; // the list restarted: this page no longer joins it
     const { pane } = ui;
     const previousHeight = pane.scrollHeight;
     const previousTop = pane.scrollTop;
@@ -568,6 +576,8 @@ function renderConnection({ state: connection, retryAt, reason }) {
   state.connection = connection;
   clearInterval(state.connectionTimer);
   ui.connection.dataset.state = connection;
+  // Who is online is only known while connected; dim the list while it may be stale.
+  ui.onlineList.classList.toggle("stale", connection !== "live");
   ui.connectionRetry.hidden = connection !== "reconnecting";
   ui.connectionLogin.hidden = !(connection === "offline" && reason === "unauthenticated");
   const say = (visible, announce = visible) => {
@@ -633,7 +643,7 @@ socket.on("left", (frame) => {
   lockComposer("left", frame.reason === "banned" ? "You were banned from this room." : "You left this room.");
 });
 socket.on("resync", (frame) => {
-  if (frame.room === room) loadLatest({ initial: false });
+  if (frame.room === room) restartFromNewest();
 });
 socket.on("error", (frame) => showStatus(frame.detail || "The server refused a request.", true));
 

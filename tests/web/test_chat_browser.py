@@ -156,6 +156,34 @@ def test_restart_resumes_and_outage_messages_appear_exactly_once(
     assert problems == []
 
 
+def test_edits_and_deletions_made_while_disconnected_show_after_reconnect(
+    daphne_factory, open_chat, lobby, alice, bob, password
+):
+    """The socket replays only new messages; the page reconciles edits and deletions it missed."""
+    server = daphne_factory()
+    page = open_chat(server, alice, "lobby")
+    page_bob = open_chat(server, bob, "lobby")
+    send(page_bob, "will be deleted")
+    send(page_bob, "will be edited")
+    wait_for_message(page, "will be edited")
+    ids = {
+        text: int(page.locator("li.message", has_text=text).get_attribute("data-id"))
+        for text in ("will be deleted", "will be edited")
+    }
+    page_bob.context.close()
+    helper = daphne_factory()
+    token = api_token(helper, "bob", password)
+    port = server.port
+    server.stop()
+    api_call(helper, "DELETE", f"messages/{ids['will be deleted']}/", token=token)
+    api_call(helper, "PATCH", f"messages/{ids['will be edited']}/", {"body": "was edited"}, token=token)
+    daphne_factory(port=port)
+    page.wait_for_selector("#connection[data-state=live]", timeout=40_000)
+    wait_for_message(page, "was edited")
+    page.locator("li.message", has_text="will be deleted").wait_for(state="detached")
+    assert page.locator("li.message", has_text="was edited").locator(".edited").is_visible()
+
+
 def test_long_outage_ends_in_resync_and_a_clean_reload(daphne_factory, open_chat, lobby, alice, bob):
     """Over 500 messages missed: the server answers resync, and the page shows the newest history
     with no gap pretending to be continuous, and older pages still load on scroll."""
