@@ -144,6 +144,29 @@ def test_throttle_uses_address_seen_by_local_proxy():
         assert via_proxy("also-junk") == 429
 
 
+def test_throttle_rate_parsing():
+    """The auth throttle reads '30/60s' style rates, no rate as no limit, and refuses garbage loudly."""
+    from accounts.throttles import AuthThrottle
+
+    throttle = AuthThrottle()
+    assert throttle.parse_rate("30/60s") == (30, 60)
+    assert throttle.parse_rate("5/min") == (5, 60)
+    assert throttle.parse_rate(None) == (None, None)
+    with pytest.raises(ValueError):
+        throttle.parse_rate("often")
+
+
+def test_register_race_on_username_is_400(user_factory, monkeypatch):
+    """If the name is taken between validation and insert, the answer is still a 400 field error."""
+    from accounts.serializers import RegisterSerializer
+
+    user_factory("racer")
+    monkeypatch.setattr(RegisterSerializer, "validate_username", lambda self, value: value)
+    response = APIClient().post("/api/v1/auth/register/", {"username": "racer", "password": "Tr1cky-horse-battery"}, format="json")
+    assert response.status_code == 400
+    assert "username" in response.json()
+
+
 @pytest.mark.redis
 def test_throttle_counts_live_in_redis():
     """With REDIS_URL the throttle history is in Redis, so every process shares one budget."""

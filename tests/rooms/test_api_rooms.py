@@ -456,6 +456,27 @@ def test_leave_anonymous_401(room_factory):
     assert APIClient().delete("/api/v1/rooms/open/members/me/").status_code == 401
 
 
+def test_username_urls_reverse():
+    """Usernames with Django's allowed punctuation round-trip through the URL map."""
+    from django.urls import resolve, reverse
+
+    url = reverse("api-room-ban", kwargs={"slug": "r", "username": "a.b@c+d-e_f"})
+    assert url == "/api/v1/rooms/r/bans/a.b@c+d-e_f/"
+    assert resolve(url).kwargs == {"slug": "r", "username": "a.b@c+d-e_f"}
+
+
+def test_unparsable_content_length_is_ignored(user_factory, room_factory):
+    """A Content-Length that is not a number does not break the body-size check."""
+    room_factory("open")
+    response = bearer(user_factory()).generic("POST", "/api/v1/rooms/open/members/", "", CONTENT_LENGTH="abc")
+    assert response.status_code < 500
+
+
+def test_options_describes_endpoint(user_factory):
+    """OPTIONS answers 200 JSON for authenticated callers."""
+    assert bearer(user_factory()).options("/api/v1/rooms/").status_code == 200
+
+
 def test_unknown_method_405(user_factory, room_factory):
     """Unsupported methods answer 405 JSON."""
     room_factory("open")
