@@ -82,6 +82,12 @@ class RoomSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
 
 
+class RoomPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null.")
+    results = RoomSerializer(many=True)
+
+
 class AuthorSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()

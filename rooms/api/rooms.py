@@ -17,6 +17,7 @@ from rooms.serializers import (
     MemberAddSerializer,
     MembershipSerializer,
     RoomCreateSerializer,
+    RoomPageSerializer,
     RoomSerializer,
     RoomUpdateSerializer,
     room_dict,
@@ -45,7 +46,7 @@ class RoomListView(ChatAPIView):
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From a previous page's next/previous."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1-100, default 50."),
         ],
-        responses={200: RoomSerializer(many=True), 400: ERROR, 401: ERROR},
+        responses={200: RoomPageSerializer, 400: ERROR, 401: ERROR},
         summary="List public rooms and the user's private rooms",
     )
     def get(self, request: Request) -> Response:

@@ -47,6 +47,14 @@ def test_schema_lists_every_contract_row():
         assert methods <= set(paths[path]), (path, set(paths[path]))
 
 
+def test_schema_room_list_is_a_page():
+    """rooms/ is documented as {next, previous, results}."""
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    content = schema["paths"]["/api/v1/rooms/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    name = content["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][name]["properties"]) == {"next", "previous", "results"}
+
+
 def test_schema_documents_bearer_auth():
     """Bearer JWT is declared as a security scheme."""
     schemes = APIClient().get("/api/v1/schema/?format=json").json()["components"]["securitySchemes"]
