@@ -47,6 +47,7 @@ class RoomListView(ChatAPIView):
             OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1-100, default 50."),
         ],
         responses={200: RoomPageSerializer, 400: ERROR, 401: ERROR},
+        operation_id="rooms_list",
         summary="List public rooms and the user's private rooms",
     )
     def get(self, request: Request) -> Response:
