@@ -1,10 +1,11 @@
 """URL map of the REST API under /api/v1/ (CONTRACT §2), its OpenAPI schema and docs page."""
 
-from django.urls import path, register_converter
+from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from rooms import api
+from rooms.api.base import api_not_found
 
 
 class UsernameConverter:
@@ -42,4 +43,5 @@ urlpatterns = [
     path("bans/<username:username>/", api.SiteBanDetailView.as_view(), name="api-site-ban"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^.*$", api_not_found),  # last: everything else under /api/v1/ is a JSON 404
 ]

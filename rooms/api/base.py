@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
@@ -52,3 +53,15 @@ def message_for(*, user, message_id: int) -> Message:
     if not 0 < message_id <= MAX_ID:
         raise NotFound(f"No message {message_id}.")
     return selectors.message_get_visible(user=user, message_id=message_id)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """JSON 404 for any path under /api/v1/ that names no endpoint.
+
+    Being a match, it also stops CommonMiddleware's APPEND_SLASH, which would answer a POST to
+    `rooms` (no slash) with a 500 under DEBUG and a body-dropping 301 otherwise.
+    """
+    detail = f"No API endpoint at {request.path}."
+    if not request.path.endswith("/"):
+        detail += f" Paths end with a slash: try {request.path}/."
+    return JsonResponse({"code": "not_found", "detail": detail}, status=404)

@@ -477,6 +477,17 @@ def test_options_describes_endpoint(user_factory):
     assert bearer(user_factory()).options("/api/v1/rooms/").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/api/v1/rooms", "/api/v1/nothing/here/", "/api/v1/rooms/open/messages"])
+def test_unknown_api_paths_json_404(user_factory, room_factory, settings, path):
+    """Unknown paths (a missing trailing slash included) answer JSON 404, even POST under DEBUG."""
+    settings.DEBUG = True
+    room_factory("open")
+    response = bearer(user_factory()).post(path, {"name": "x"}, format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert not Room.objects.filter(name="x").exists()
+
+
 def test_unknown_method_405(user_factory, room_factory):
     """Unsupported methods answer 405 JSON."""
     room_factory("open")
