@@ -12,6 +12,12 @@ export class ApiError extends Error {
   }
 }
 
+/** An error as a phrase for "Could not …: <phrase>." (no trailing full stop). */
+export function describeError(error) {
+  const text = error instanceof ApiError ? error.message : String(error?.message ?? error);
+  return text.replace(/[.\s]+$/, "");
+}
+
 export function csrfToken() {
   const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
   if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
@@ -30,7 +36,7 @@ export async function request(method, path, body) {
   try {
     response = await fetch(`/api/v1/${path}`, init);
   } catch (error) {
-    throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
+    throw new ApiError(0, { code: "network", detail: "the server could not be reached" });
   }
   if (response.status === 204) return null;
   let data = null;
