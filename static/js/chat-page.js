@@ -284,7 +284,9 @@ function renderConnection({ state: connection, retryAt, reason }) {
     tick();
     state.connectionTimer = setInterval(tick, 250);
   } else if (connection === "offline") {
-    say(reason === "banned" ? "Disconnected: this account is banned" : "Signed out");
+    const banned = reason === "banned";
+    say(banned ? "Disconnected: this account is banned" : "Signed out");
+    composer.lock("offline", banned ? "This account is banned." : "You are signed out: log in again to post.");
   }
   messages.setPendingNotes(pendingNote());
 }

@@ -254,9 +254,10 @@ export class ChatSocket {
     }
     if (wasOpen && Date.now() - this.openedAt >= this.options.stableAfterMs) this.attempt = 0;
     if (!wasOpen) this.failuresWithoutOpen += 1;
-    // A refused handshake looks like any network failure; ask once in a while whether the
-    // session is gone, so a logged-out page stops retrying and says why.
-    if (!wasOpen && this.options.authCheck && this.failuresWithoutOpen % 3 === 2) {
+    // A refused handshake looks like any network failure; from the second one in a row, ask
+    // whether the session is gone, so a logged-out page stops retrying and says why. (One
+    // request per attempt, and attempts are already spaced by the backoff.)
+    if (!wasOpen && this.options.authCheck && this.failuresWithoutOpen >= 2) {
       this.options.authCheck().then(
         (ok) => {
           if (ok === false && !this.stopped && !this.ws) {

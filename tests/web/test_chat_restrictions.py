@@ -132,5 +132,26 @@ def test_user_banned_site_wide_is_disconnected_and_told(daphne_factory, open_cha
     in_thread(site_ban, actor=moderator, username="alice")
     page.wait_for_selector("#connection[data-state=offline]", timeout=3000)
     assert "banned" in page.locator("#connection-text").inner_text()
+    assert page.locator("#composer-input").is_disabled()
+    assert "banned" in page.locator("#composer-status").inner_text()
     page.wait_for_timeout(1500)
     assert page.evaluate("window.chatPage.socket.ws") is None
+
+
+def test_signed_out_elsewhere_stops_reconnecting_and_offers_login(daphne_factory, open_chat, lobby, alice):
+    """Logged out in another tab, the page's next reconnect is refused: it stops retrying, says
+    "Signed out" and links to the login page."""
+    server = daphne_factory()
+    page = open_chat(server, alice, "lobby")
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{server.http_url}/accounts/logout/")
+    other_tab.click("main button:has-text('Log out')")
+    other_tab.close()
+    port = server.port
+    server.stop()
+    daphne_factory(port=port)
+    page.wait_for_selector("#connection[data-state=offline]", timeout=30_000)
+    assert page.locator("#connection-text").inner_text() == "Signed out"
+    login = page.locator("#connection-login")
+    assert login.is_visible() and login.get_attribute("href") == "/accounts/login/?next=/rooms/lobby/"
+    assert page.locator("#composer-input").is_disabled()
