@@ -57,7 +57,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect(_safe_next(request))
     if request.method == "POST" and (refusal := _throttled(request)):
         return refusal
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

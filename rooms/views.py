@@ -33,7 +33,7 @@ class RoomCreateForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def room_list(request: HttpRequest) -> HttpResponse:
     """Public rooms and the user's private rooms; POST creates a room and opens it."""
-    form = RoomCreateForm(request.POST or None)
+    form = RoomCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

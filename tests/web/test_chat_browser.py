@@ -424,3 +424,30 @@ def test_pages_work_at_360_pixels_wide(daphne_factory, open_chat, room_factory, 
     wait_for_message(page, "from a phone")
     page.goto(f"{server.http_url}/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_every_control_has_a_name_and_the_keyboard_reaches_the_composer(daphne_factory, open_chat, lobby, alice):
+    """Each visible form control has an accessible name, the message list is a live region, and
+    Tab from the top of the page reaches the composer without a mouse."""
+    server = daphne_factory()
+    page = open_chat(server, alice, "lobby")
+    send(page, "one of mine")
+    wait_for_message(page, "one of mine")
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), textarea, button, a[href]')]
+            .filter((el) => el.offsetParent !== null)
+            .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+            .map((el) => el.outerHTML)"""
+    )
+    assert unnamed == []
+    assert page.locator("#messages").get_attribute("aria-live") == "polite"
+    page.evaluate("document.activeElement.blur()")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "composer-input":
+            break
+    else:
+        raise AssertionError("Tab never reached the composer")
+    page.keyboard.type("typed with the keyboard")
+    page.keyboard.press("Enter")
+    wait_for_message(page, "typed with the keyboard")

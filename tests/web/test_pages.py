@@ -109,6 +109,7 @@ def test_signup_creates_the_account_and_signs_in(client):
         ({"username": "x3", "password1": "short", "password2": "short"}, b"too short"),
         ({"username": "bad name!", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"}, b"valid username"),
         ({"username": "", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"}, b"required"),
+        ({}, b"required"),
     ],
 )
 def test_signup_refuses_bad_input_with_400(client, data, message):
@@ -116,7 +117,7 @@ def test_signup_refuses_bad_input_with_400(client, data, message):
     response = client.post("/accounts/signup/", data)
     assert response.status_code == 400
     assert message in response.content
-    assert not get_user_model().objects.filter(username=data["username"]).exists()
+    assert not get_user_model().objects.filter(username=data.get("username", "")).exists()
 
 
 def test_signup_refuses_a_taken_username(client, alice):
@@ -196,6 +197,7 @@ def test_create_room_form_creates_and_opens_the_room(alice_client, alice):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
+        ({}, b"This field is required"),
         ({"name": ""}, b"This field is required"),
         ({"name": "ok", "slug": "not a slug!"}, b"valid"),
         ({"name": "!!!"}, b"slug"),
