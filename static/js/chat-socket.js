@@ -351,7 +351,6 @@ export class ChatSocket {
         state.state = "joined";
         const resumed = this.everJoined.has(frame.room);
         this.everJoined.add(frame.room);
-        this.attempt = Math.min(this.attempt, 1);
         this._emit("joined", { ...frame, resumed });
         this._flush(frame.room);
         return;
