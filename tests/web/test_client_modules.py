@@ -340,3 +340,28 @@ def test_edit_box_gets_back_what_the_author_typed(harness, body, source):
         body,
     )
     assert result == source
+
+
+def test_a_flapping_server_meets_growing_delays_but_a_restart_is_retried_at_once(harness):
+    """Connections dropped right after opening back off exponentially; a 4012 (server shutting
+    down) is retried with the smallest delay."""
+    delays = harness.evaluate(
+        """async () => {
+        const socket = new socketModule.ChatSocket({backoffBaseMs: 100, backoffMaxMs: 1000, url: 'ws://harness.test/ws/chat/'});
+        const delays = [];
+        socket.on("status", (s) => { if (s.state === "reconnecting") delays.push(s.retryAt - Date.now()); });
+        socket.start();
+        const codes = [1006, 1006, 1006, 1006, 4012];
+        for (let i = 0; i < codes.length; i++) {
+            await until(() => sockets.length === i + 1, 5000);
+            sockets[i].serverOpen();
+            sockets[i].serverClose(codes[i]);
+        }
+        socket.stop();
+        return delays;
+    }"""
+    )
+    ceilings = [100, 200, 400, 800, 100]
+    assert len(delays) == 5
+    for delay, ceiling in zip(delays, ceilings):
+        assert ceiling / 2 - 5 <= delay <= ceiling + 5, (delays, ceilings)
