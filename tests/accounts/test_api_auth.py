@@ -318,6 +318,35 @@ def test_me_bad_credentials_401(header):
     assert client.get("/api/v1/me/").status_code == 401
 
 
+def test_me_expired_access_token_401(user_factory):
+    """An expired access token answers 401."""
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user_factory())
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/api/v1/me/").status_code == 401
+
+
+def test_me_token_of_deleted_user_401(user_factory):
+    """A still-valid token of a deleted user answers 401."""
+    user = user_factory()
+    client = bearer(user)
+    user.delete()
+    assert client.get("/api/v1/me/").status_code == 401
+
+
+def test_me_token_of_inactive_user_401(user_factory):
+    """A still-valid token of a deactivated user answers 401."""
+    user = user_factory()
+    client = bearer(user)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert client.get("/api/v1/me/").status_code == 401
+
+
 def test_me_refresh_token_as_access_401(user_factory):
     """A refresh token cannot be used as an access token."""
     client = APIClient()
@@ -393,6 +422,18 @@ def test_ws_ticket_expires(user_factory):
     assert response.json()["expires_in"] == 1
     time.sleep(1.3)
     assert ticket_redeem(response.json()["ticket"]) is None
+
+
+@pytest.mark.redis
+def test_ws_ticket_stored_in_redis_for_at_most_60s(user_factory):
+    """With REDIS_URL a ticket is a Redis key that expires within 60 s, so any process redeems it and none after."""
+    from django.core.cache import cache
+
+    from rooms.redis import get_redis
+
+    ticket = bearer(user_factory()).post("/api/v1/auth/ws-ticket/").json()["ticket"]
+    key = cache.make_key("wsticket:" + ticket)
+    assert 0 < get_redis().pttl(key) <= 60_000
 
 
 def test_ws_ticket_default_ttl_is_60s(user_factory):
