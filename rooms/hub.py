@@ -15,6 +15,7 @@ and live never overlap.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -59,6 +60,9 @@ class RoomFeed:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     early: list = field(default_factory=list)  # events that arrived while subscribing
     pending: dict = field(default_factory=dict)  # prev_id -> event, waiting for the gap to close
+    # Each join gets its own presence entry, so a leave still queued for a socket's earlier join
+    # of the room can never remove its rejoin.
+    presence_conns: dict = field(default_factory=dict)  # socket -> presence entry id
     filling: bool = False
     suspect_last_id: int = 0
 
@@ -89,6 +93,8 @@ class Hub:
         self._start_lock = asyncio.Lock()
         self._room_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task] = []
+        self._join_numbers = itertools.count(1)
+        self._presence_leaves: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
 
     # ----- lifecycle --------------------------------------------------------------------------
 
@@ -105,6 +111,7 @@ class Hub:
                 asyncio.create_task(self._read_loop(), name="hub-reader"),
                 asyncio.create_task(self._tail_loop(), name="hub-tail"),
                 asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"),
+                asyncio.create_task(self._presence_leave_loop(), name="hub-presence-leaves"),
             ]
 
     async def shutdown(self, *, code: int = 4012, timeout: float = 3.0) -> None:
@@ -113,7 +120,7 @@ class Hub:
         for socket in list(self.sockets):
             await socket.close_with(code)
         deadline = time.monotonic() + timeout
-        while self.sockets and time.monotonic() < deadline:
+        while (self.sockets or not self._presence_leaves.empty()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
@@ -153,8 +160,10 @@ class Hub:
                 feed.early.clear()
             if socket not in feed.sockets:
                 feed.sockets.add(socket)
+                feed.presence_conns[socket] = f"{socket.conn_id}.{next(self._join_numbers)}"
                 metrics.ROOMS_JOINED.inc()
-        presence_changed = await self.presence.join(room_id=room.id, username=socket.username, conn=socket.conn_id)
+            conn = feed.presence_conns[socket]
+        presence_changed = await self.presence.join(room_id=room.id, username=socket.username, conn=conn)
         if presence_changed:
             await self.publish_presence(room_id=room.id, username=socket.username, online=True)
         return feed
@@ -165,13 +174,11 @@ class Hub:
         if feed is None or socket not in feed.sockets:
             return
         feed.sockets.discard(socket)
+        conn = feed.presence_conns.pop(socket, socket.conn_id)
         metrics.ROOMS_JOINED.dec()
-        try:
-            went_offline = await self.presence.leave(room_id=room_id, username=socket.username, conn=socket.conn_id)
-            if went_offline:
-                await self.publish_presence(room_id=room_id, username=socket.username, online=False)
-        except Exception:  # Redis away: the entry expires and `reap` announces it later
-            logger.warning("presence leave failed for room %s", room_id, exc_info=True)
+        # Presence is forgotten in batches by one task: a mass disconnect costs a few pipelined
+        # round trips, and a consumer's disconnect never waits on Redis.
+        self._presence_leaves.put_nowait((room_id, socket.username, conn))
         async with self._room_locks[room_id]:
             if not feed.sockets and self.feeds.get(room_id) is feed:
                 del self.feeds[room_id]
@@ -373,6 +380,22 @@ class Hub:
             except Exception:
                 logger.warning("tail check failed", exc_info=True)
 
+    async def _presence_leave_loop(self) -> None:
+        while True:
+            batch = [await self._presence_leaves.get()]
+            while not self._presence_leaves.empty() and len(batch) < 1000:
+                batch.append(self._presence_leaves.get_nowait())
+            try:
+                went_offline = await self.presence.leave_many(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away: the entries expire and `reap` announces them later
+                logger.warning("presence leave of %d sockets failed", len(batch), exc_info=True)
+                continue
+            for (room_id, username, _conn), offline in zip(batch, went_offline):
+                if offline:
+                    await self.publish_presence(room_id=room_id, username=username, online=False)
+
     async def _heartbeat_loop(self) -> None:
         """Keep this process's presence alive, announce crashed processes' users, refresh groups."""
         last_group_refresh = time.monotonic()
@@ -380,9 +403,9 @@ class Hub:
             await asyncio.sleep(settings.CHAT_HEARTBEAT_SECONDS)
             try:
                 entries = [
-                    (room_id, socket.username, socket.conn_id)
+                    (room_id, socket.username, conn)
                     for room_id, feed in self.feeds.items()
-                    for socket in feed.sockets
+                    for socket, conn in list(feed.presence_conns.items())
                 ]
                 await self.presence.refresh(entries)
                 for room_id in list(self.feeds):

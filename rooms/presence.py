@@ -96,6 +96,17 @@ class RedisPresence:
         )
         return bool(result)
 
+    async def leave_many(self, entries: list[tuple[int, str, str]]) -> list[bool]:
+        """Forget many (room_id, username, conn) sockets in one round trip; which went offline."""
+        script = self._script("leave", _LEAVE_LUA)
+        now = time.time()
+        async with get_async_redis().pipeline(transaction=False) as pipe:
+            for room_id, username, conn in entries:
+                await script(keys=[_users_key(room_id), _conns_prefix(room_id) + username],
+                             args=[username, conn, now], client=pipe)
+            results = await pipe.execute()
+        return [bool(result) for result in results]
+
     async def online(self, *, room_id: int) -> list[str]:
         names = await get_async_redis().zrangebyscore(_users_key(room_id), time.time(), "+inf")
         return sorted(name.decode() for name in names)
@@ -142,6 +153,9 @@ class LocalPresence:
             del users[username]
             return True
         return False
+
+    async def leave_many(self, entries: list[tuple[int, str, str]]) -> list[bool]:
+        return [await self.leave(room_id=r, username=u, conn=c) for r, u, c in entries]
 
     async def online(self, *, room_id: int) -> list[str]:
         return sorted(self._rooms.get(room_id, {}))

@@ -25,8 +25,11 @@ def get_async_redis() -> redis.asyncio.Redis:
     loop_id = id(asyncio.get_running_loop())
     client = _async_clients.get(loop_id)
     if client is None:
-        client = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, max_connections=50
+        # A blocking pool waits for a free connection instead of failing a burst of calls
+        # (thousands of sockets joining at once) with "Too many connections".
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, max_connections=64, timeout=20
         )
+        client = redis.asyncio.Redis(connection_pool=pool)
         _async_clients[loop_id] = client
     return client
