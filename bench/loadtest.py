@@ -547,6 +547,14 @@ class LoadTool:
                 lost += exp - got
                 if got:
                     lost_of_accepted += exp - got
+        # Deliveries owed to sockets the server closed during the run (ban, shutdown, error):
+        # part of `lost`, but explained by the close code in server_close_codes.
+        accepted_per_room = [0] * len(members)
+        for i in range(step.count):
+            if step.sent[i] and not step.rejected[i]:
+                accepted_per_room[step.room_of[i]] += 1
+        lost_closed = sum(max(0, accepted_per_room[s.room_idx] - len(s.seen))
+                          for s in self.socks if s.ws is not None and s.ws.closed and s.joined)
         lat = sorted(step.latencies)
         send_s = max(1e-9, (step.t_end_ns - step.t_start_ns) / 1e9)
         recv_window = (step.last_recv_ns - step.t_start_ns) / 1e9 if step.last_recv_ns else None
@@ -570,6 +578,7 @@ class LoadTool:
             # of which deliveries of messages that reached at least one socket (the rest belong to
             # unanswered messages: still queued in the server at the end, or dropped before posting)
             "lost_of_accepted": lost_of_accepted,
+            "lost_at_sockets_closed_by_server": lost_closed,
             "duplicated": step.duplicated,
             "out_of_order": step.out_of_order,
             "latency_p50_ms": round(percentile(lat, 0.50) / 1e6, 2) if lat else None,
@@ -769,6 +778,13 @@ async def _idle(args) -> dict:
         summary["redis_left_behind"] = left
         summary["redis_pubsub_channels_left"] = (summary["redis_after_close"]["pubsub_channels"]
                                                  - summary["redis_before"]["pubsub_channels"])
+        if args.recheck_after > 0:
+            # Presence entries carry an expiry: what a crashed or failed cleanup leaves, the TTL removes.
+            await asyncio.sleep(args.recheck_after)
+            later = redis_snapshot(args.redis_url)["entries_by_kind"]
+            summary["redis_left_behind_after_recheck"] = {
+                k: v - before.get(k, 0) for k, v in later.items() if v - before.get(k, 0) > 0}
+            summary["recheck_after_s"] = args.after_close + args.recheck_after
     summary["other_frames"] = dict(tool.other_frames)
     summary["errors_without_client_id"] = dict(tool.errors_without_cid)
     rows = [("still open after hold", summary["still_open_after_hold"]), *summary["close"].items()]
@@ -776,6 +792,9 @@ async def _idle(args) -> dict:
         rows += [("redis while connected", summary["redis_connected"]["entries_by_kind"]),
                  ("redis left behind", summary["redis_left_behind"]),
                  ("pubsub channels left", summary["redis_pubsub_channels_left"])]
+        if "redis_left_behind_after_recheck" in summary:
+            rows.append((f"left behind {summary['recheck_after_s']:.0f} s after close",
+                         summary["redis_left_behind_after_recheck"]))
     print_table("idle", rows)
     return summary
 
@@ -828,6 +847,8 @@ def main(argv=None) -> int:
     common(i)
     i.add_argument("--hold", type=float, default=5.0, help="seconds to hold the sockets open")
     i.add_argument("--after-close", type=float, default=5.0, help="seconds to wait before checking Redis")
+    i.add_argument("--recheck-after", type=float, default=0.0,
+                   help="seconds after the first Redis check to look again (presence expiry)")
     i.add_argument("--no-join", dest="join", action="store_false")
     i.add_argument("--redis-url", default="", help="redis://127.0.0.1:6379/N of the server, to check leftovers")
 

@@ -50,7 +50,7 @@ for layer in "${layers[@]}"; do
       idle)      # 10,000 idle sockets (100 rooms x 100), then all closed at once; Redis checked
         $LT idle --port "$PORT" --tokens bench/tokens/idle.json --server-pid "$pid" \
           --connect-concurrency "${IDLE_CONCURRENCY:-200}" --connect-timeout 30 --settle 2 --hold 5 \
-          --after-close 10 --redis-url "$REDIS" "${META[@]}" --json "$out.json" > "$out.txt" 2>&1 ;;
+          --after-close 10 --recheck-after 35 --redis-url "$REDIS" "${META[@]}" --json "$out.json" > "$out.txt" 2>&1 ;;
     esac
     grep -E "step |last_passing|connected|failed_hand|connect_all|kib_per|latency_p|lost|left behind|still open" "$out.txt" | head -30 || true
     bench/run_server.sh stop "$pid"
