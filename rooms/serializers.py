@@ -180,12 +180,8 @@ class ReportSerializer(serializers.Serializer):
 
 
 class RestrictionCreateSerializer(serializers.Serializer):
-    username = StrictCharField(max_length=150)
-    until = serializers.DateTimeField(required=False, allow_null=True)
-    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    """A room ban, room mute or site-wide ban: who, until when (null: until lifted), why."""
 
-
-class MuteCreateSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150)
     until = serializers.DateTimeField(required=False, allow_null=True)
     reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from rooms import selectors, services
 from rooms.api.base import ERROR, ChatAPIView, validated
-from rooms.serializers import MuteCreateSerializer, RestrictionCreateSerializer, RestrictionSerializer
+from rooms.serializers import RestrictionCreateSerializer, RestrictionSerializer
 
 _CREATE_RESPONSES = {201: RestrictionSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR}
 _DELETE_RESPONSES = {204: None, 401: ERROR, 403: ERROR, 404: ERROR}
@@ -43,11 +43,11 @@ class RoomBanDetailView(ChatAPIView):
 
 
 class RoomMuteListView(ChatAPIView):
-    @extend_schema(request=MuteCreateSerializer, responses=_CREATE_RESPONSES,
+    @extend_schema(request=RestrictionCreateSerializer, responses=_CREATE_RESPONSES,
                    description="Mute a user in the room: they may read, not post.")
     def post(self, request: Request, slug: str) -> Response:
         room = selectors.room_get_visible(user=request.user, slug=slug)
-        data = validated(MuteCreateSerializer, request.data)
+        data = validated(RestrictionCreateSerializer, request.data)
         mute = services.room_mute(actor=request.user, room=room, **data)
         return Response(_restriction_dict(mute, username=data["username"], room_slug=room.slug),
                         status=status.HTTP_201_CREATED)
