@@ -5,8 +5,6 @@ Thin views: a serializer validates, accounts/tickets.py or simplejwt does the wo
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -28,10 +26,6 @@ from accounts.serializers import (
 from accounts.throttles import AuthThrottle
 from accounts.tickets import ticket_issue
 from rooms.api.base import BodyLimitMixin
-from rooms.exceptions import BadRequest
-
-User = get_user_model()
-
 
 
 class BanAwareJWTScheme(SimpleJWTScheme):
@@ -59,14 +53,7 @@ class RegisterView(BodyLimitMixin, APIView):
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            with transaction.atomic():
-                user = User.objects.create_user(
-                    username=data["username"], password=data["password"], email=data.get("email", "")
-                )
-        except IntegrityError:  # a concurrent registration took the name after validation
-            raise BadRequest("Some fields are invalid.", fields={"username": ["This username is taken."]}) from None
+        user = serializer.save()
         return Response({"id": user.id, "username": user.username}, status=status.HTTP_201_CREATED)
 
 

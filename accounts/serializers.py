@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -48,6 +49,18 @@ class RegisterSerializer(serializers.Serializer):
         except DjangoValidationError as error:
             raise serializers.ValidationError({"password": list(error.messages)}) from None
         return attrs
+
+    def create(self, validated_data: dict[str, Any]):
+        """The new account; a name taken since validation (a concurrent registration) is a field error."""
+        try:
+            with transaction.atomic():
+                return User.objects.create_user(
+                    username=validated_data["username"],
+                    password=validated_data["password"],
+                    email=validated_data.get("email", ""),
+                )
+        except IntegrityError:
+            raise serializers.ValidationError({"username": ["This username is taken; choose another."]}) from None
 
 
 class UserCreatedSerializer(serializers.Serializer):

@@ -10,7 +10,6 @@ import asyncio
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from tests.support.http import http_json
 from tests.support.ws import access_token, close_code, connect, drain, join, recv_type, recv_until
