@@ -25,7 +25,9 @@ run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) -m chatsite.serve --bind $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
-	@eval "$$($(PY) tests/detect_services.py)" && $(PY) -m pytest $(PYTEST_ARGS)
+	@eval "$$($(PY) tests/detect_services.py)" && \
+	  SECRET_KEY="$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnop}" DEBUG=0 \
+	  $(PY) -m pytest $(PYTEST_ARGS)
 
 # Several processes behind nginx on loopback (docs/operations.md): N chatsite processes on
 # 127.0.0.1:$(FIRST_BACKEND_PORT).., nginx on PORT (8080 unless PORT is given), against the
