@@ -577,3 +577,40 @@ def test_report_anonymous_401(member, room):
     """Reporting needs credentials."""
     message, _ = services.message_post(user=member, room=room, body="x")
     assert APIClient().post(f"/api/v1/messages/{message.id}/report/", {"reason": "r"}, format="json").status_code == 401
+
+
+# ----- pagination against a reference model -----------------------------------------------------
+
+
+def reference_page(live: list[int], *, before=None, after=None, limit=50) -> tuple[list[int], bool]:
+    """CONTRACT §2's paging rules, written directly over a sorted list of live ids."""
+    if after is not None:
+        newer = [i for i in live if i > after]
+        return newer[:limit], len(newer) > limit
+    older = [i for i in live if before is None or i < before]
+    return older[-limit:], len(older) > limit
+
+
+def test_history_matches_reference_model(member, room):
+    """For many before/after/limit choices (deleted rows included), pages match the contract's rules."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    posted = post_many(room, member, 25)
+    for message_id in posted[3::4]:
+        services.message_delete(actor=member, message=Message.objects.get(pk=message_id))
+    live = [i for i in posted if i not in posted[3::4]]
+    client = bearer(member)
+    cursor = st.integers(min_value=posted[0] - 2, max_value=posted[-1] + 2)
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(direction=st.sampled_from(["none", "before", "after"]), position=cursor, limit=st.integers(1, 30))
+    def check(direction, position, limit):
+        kwargs = {} if direction == "none" else {direction: max(position, 1 if direction == "before" else 0)}
+        query = "&".join(f"{key}={value}" for key, value in {**kwargs, "limit": limit}.items())
+        response = client.get(f"/api/v1/rooms/chat/messages/?{query}")
+        assert response.status_code == 200
+        expected_ids, expected_more = reference_page(live, limit=limit, **kwargs)
+        assert (ids(response), response.json()["has_more"]) == (expected_ids, expected_more), query
+
+    check()
