@@ -159,15 +159,6 @@ def post_access(*, user_id: int, room_id: int, client_id: str | None) -> tuple[b
     return row
 
 
-def active_room_restrictions(*, user_id: int, room_id: int) -> tuple[bool, bool]:
-    """(banned, muted) for one user in one room, in one round trip each."""
-    now = timezone.now()
-    return (
-        RoomBan.objects.active(now).filter(user_id=user_id, room_id=room_id).exists(),
-        RoomMute.objects.active(now).filter(user_id=user_id, room_id=room_id).exists(),
-    )
-
-
 def room_replay(*, room_id: int, after: int | None, limit: int) -> tuple[int, list[Message]]:
     """(room's last message id, up to `limit` messages after `after`) for a socket joining.
 

@@ -89,10 +89,10 @@ def test_restrictions_expire(owner, member, room_factory):
     soon = timezone.now() + timedelta(minutes=1)
     services.room_ban(actor=owner, room=room, username=member.username, until=soon)
     services.room_mute(actor=owner, room=room, username=member.username, until=soon)
-    assert selectors.active_room_restrictions(user_id=member.id, room_id=room.id) == (True, True)
+    assert selectors.post_access(user_id=member.id, room_id=room.id, client_id=None) == (True, True, True, None)
     assert selectors.user_is_room_muted(user_id=member.id, room_id=room.id)
     RoomBan.objects.update(until=timezone.now() - timedelta(seconds=1))
-    assert selectors.active_room_restrictions(user_id=member.id, room_id=room.id) == (False, True)
+    assert selectors.post_access(user_id=member.id, room_id=room.id, client_id=None) == (True, False, True, None)
     assert not selectors.user_is_room_banned(user_id=member.id, room_id=room.id)
 
 
@@ -168,3 +168,19 @@ def test_messages_after_includes_deleted(member, room_factory):
     ids = post(room, member, 3)
     services.message_delete(actor=member, message=selectors.message_get_visible(user=member, message_id=ids[1]))
     assert [m.id for m in selectors.messages_after(room_id=room.id, after=ids[0], limit=10)] == ids[1:]
+
+
+def test_post_access_finds_an_earlier_client_id_in_any_room(owner, member, room_factory):
+    """post_access reports the user's earlier message with the same client_id, whatever its room."""
+    first = room_factory("r1", owner=owner, members=[member])
+    second = room_factory("r2", owner=owner, members=[member])
+    message, _ = services.message_post(user=member, room=first, body="hi", client_id="c-1")
+    assert selectors.post_access(user_id=member.id, room_id=second.id, client_id="c-1")[3] == message.id
+    assert selectors.post_access(user_id=owner.id, room_id=second.id, client_id="c-1")[3] is None
+
+
+def test_post_access_of_a_non_member(owner, user_factory, room_factory):
+    """A user outside the room is reported as not a member, with no restrictions."""
+    room = room_factory("r", owner=owner)
+    outsider = user_factory()
+    assert selectors.post_access(user_id=outsider.id, room_id=room.id, client_id=None) == (False, False, False, None)
