@@ -7,13 +7,11 @@ process shares one budget. Beyond it DRF answers 429 with `Retry-After`.
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
-_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|m|min|h|hour|d|day)\s*")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+from chatsite.rates import parse_rate
 
 
 class AuthThrottle(SimpleRateThrottle):
@@ -29,11 +27,8 @@ class AuthThrottle(SimpleRateThrottle):
         # DRF only knows "30/m"; settings write windows such as "30/60s".
         if rate is None:
             return None, None
-        match = _RATE_RE.fullmatch(rate)
-        if not match:
-            raise ValueError(f"throttle rate {rate!r} must look like '30/60s' or '30/min'")
-        count, amount, unit = match.groups()
-        return int(count), int(float(amount or 1) * _UNIT_SECONDS[unit])
+        count, window = parse_rate(rate)
+        return count, int(window)
 
     def get_ident(self, request) -> str:
         """The client address: REMOTE_ADDR, or the address our own proxy saw.

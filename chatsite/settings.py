@@ -6,11 +6,12 @@ Every variable of CONTRACT §1 is read here, once; the rest of the code reads
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from chatsite.rates import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -169,20 +170,17 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
 
-def parse_rate(rate: str) -> tuple[int, float]:
-    """'10/10s' -> (10, 10.0); accepts s, m, min, h, d and a bare unit ('30/min')."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|m|min|h|hour|d|day)\s*", rate)
-    if not match:
-        raise ImproperlyConfigured(f"rate {rate!r} must look like '10/10s' or '30/min'")
-    count, amount, unit = match.groups()
-    seconds = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-    return int(count), float(amount or 1) * seconds[unit]
+def _checked_rate(name: str, value: str) -> tuple[int, float]:
+    try:
+        return parse_rate(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: {error}") from None
 
 
 RATE_LIMIT_MESSAGES = env.str("RATE_LIMIT_MESSAGES", default="10/10s")
-CHAT_MESSAGE_RATE = parse_rate(RATE_LIMIT_MESSAGES)
+CHAT_MESSAGE_RATE = _checked_rate("RATE_LIMIT_MESSAGES", RATE_LIMIT_MESSAGES)
 AUTH_THROTTLE = env.str("AUTH_THROTTLE", default="30/min")
-_auth_count, _auth_window = parse_rate(AUTH_THROTTLE)
+_auth_count, _auth_window = _checked_rate("AUTH_THROTTLE", AUTH_THROTTLE)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
