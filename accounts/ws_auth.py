@@ -13,7 +13,6 @@ from urllib.parse import parse_qs
 
 from channels.auth import get_user as get_session_user
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
 from rest_framework_simplejwt.exceptions import TokenError

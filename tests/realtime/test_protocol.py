@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,7 +9,7 @@ from asgiref.sync import sync_to_async
 from rooms import services
 from rooms.models import Membership, Message
 from tests.support.http import http_json
-from tests.support.ws import close_code, connect, drain, join, recv, recv_type, recv_until, send
+from tests.support.ws import connect, drain, join, recv, recv_type, recv_until, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import browser_marks, in_thread, message_items, wait_until
+from tests.web.conftest import browser_marks, in_thread, message_items
 
 pytestmark = browser_marks
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 
 from tests.web.conftest import browser_marks, in_thread, message_items, wait_until
 

@@ -38,4 +38,4 @@ class Command(BaseCommand):
             lobby = room_create(user=moderator, name="Lobby", slug="lobby", topic="Say hello!")
         for user in users.values():
             room_join(user=user, room=lobby)
-        self.stdout.write(f"demo ready: room lobby; users alice, bob, mod (password from DEMO_PASSWORD)")
+        self.stdout.write("demo ready: room lobby; users alice, bob, mod (password from DEMO_PASSWORD)")
