@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+TEST_WORKERS ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
@@ -27,7 +28,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	@eval "$$($(PY) tests/detect_services.py)" && \
 	  SECRET_KEY="$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnop}" DEBUG=0 \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Several processes behind nginx on loopback (docs/operations.md): N chatsite processes on
 # 127.0.0.1:$(FIRST_BACKEND_PORT).., nginx on PORT (8080 unless PORT is given), against the
