@@ -221,6 +221,8 @@ CHAT_TICKET_TTL_SECONDS = 60
 CHAT_TYPING_INTERVAL_SECONDS = env.float("CHAT_TYPING_INTERVAL_SECONDS", default=2.0)
 CHAT_PRESENCE_TTL_SECONDS = env.int("CHAT_PRESENCE_TTL_SECONDS", default=30)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=8)
+# Message posts a process lets wait for the database before answering rate_limited (backpressure).
+CHAT_MAX_POSTS_IN_FLIGHT = env.int("CHAT_MAX_POSTS_IN_FLIGHT", default=256)
 CHAT_HEARTBEAT_SECONDS = env.int("CHAT_HEARTBEAT_SECONDS", default=10)
 CHAT_WS_PING_INTERVAL = env.int("CHAT_WS_PING_INTERVAL", default=20)
 CHAT_WS_PING_TIMEOUT = env.int("CHAT_WS_PING_TIMEOUT", default=30)

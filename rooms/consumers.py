@@ -22,7 +22,7 @@ from chatsite import metrics
 from chatsite.logging import log_event
 from rooms import selectors, services
 from rooms.db import db_call
-from rooms.exceptions import ChatError, Forbidden
+from rooms.exceptions import ChatError, Forbidden, RateLimited
 from rooms.hub import get_hub
 from rooms.protocol import (
     FrameError,
@@ -50,6 +50,7 @@ CLOSE_BANNED = 4003
 CLOSE_FLOOD = 4008
 CLOSE_SHUTTING_DOWN = 4012
 UNAVAILABLE_RETRY_SECONDS = 1.0
+OVERLOAD_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -204,9 +205,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message(self, frame: MessageFrame) -> None:
         subscription = self._joined(frame.room)
-        message, created = await db_call(
-            services.message_post, user=self.user, room=subscription.room, body=frame.body, client_id=frame.client_id
-        )
+        if self.hub.posts_in_flight >= settings.CHAT_MAX_POSTS_IN_FLIGHT:
+            # Backpressure: beyond what the database keeps up with, refuse at once rather than
+            # letting latency grow without bound; the client resends the same client_id.
+            raise RateLimited("The server is busy; retry shortly with the same client_id.",
+                              retry_after=OVERLOAD_RETRY_SECONDS)
+        self.hub.posts_in_flight += 1
+        try:
+            message, created = await db_call(
+                services.message_post, user=self.user, room=subscription.room, body=frame.body,
+                client_id=frame.client_id,
+            )
+        finally:
+            self.hub.posts_in_flight -= 1
         payload = message_dict(message)
         if created:
             # Deliver on this process at once; the layer's copy arrives later as a duplicate.

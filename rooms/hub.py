@@ -90,6 +90,7 @@ class Hub:
         self.sockets_by_user: dict[int, set[ChatConsumer]] = defaultdict(set)
         self.presence = make_presence()
         self.closing = False
+        self.posts_in_flight = 0  # message posts waiting for or in the database (backpressure)
         self._start_lock = asyncio.Lock()
         self._room_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task] = []

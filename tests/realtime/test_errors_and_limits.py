@@ -207,3 +207,31 @@ async def test_expired_mute_lets_the_user_post_again(world):
     await send(bob, {"type": "message", "room": "lobby", "body": "free again", "client_id": "e1"})
     assert (await recv_type(bob, "message"))["message"]["client_id"] == "e1"
     await bob.close()
+
+
+async def test_overload_answers_rate_limited_and_loses_nothing(daphne_factory, world):
+    """Beyond the posts a process lets wait for the database, senders get rate_limited, never silence."""
+    server = daphne_factory(env={"CHAT_MAX_POSTS_IN_FLIGHT": "1", "RATE_LIMIT_MESSAGES": "1000/1s"})
+    sockets = [await connect(server, token=world.tokens["alice"]) for _ in range(6)]
+    for ws in sockets:
+        await join(ws, "lobby")
+    for number in range(5):
+        for index, ws in enumerate(sockets):
+            await send(ws, {"type": "message", "room": "lobby", "body": "x", "client_id": f"o{index}-{number}"})
+    answers: dict[str, str] = {}
+    for index, ws in enumerate(sockets):
+        mine = {f"o{index}-{number}" for number in range(5)}
+        while not mine <= set(answers):
+            frame = await recv(ws, timeout=10)
+            if frame["type"] == "error":
+                assert frame["code"] == "rate_limited" and frame["retry_after"] > 0
+                answers[frame["client_id"]] = "error"
+            elif frame["type"] == "message" and frame["message"]["client_id"] in mine:
+                assert frame["message"]["client_id"] not in answers
+                answers[frame["message"]["client_id"]] = "message"
+    assert len(answers) == 30
+    assert "error" in answers.values(), "no sender was told to back off"
+    stored = set(await sync_to_async(lambda: list(Message.objects.values_list("client_id", flat=True)))())
+    assert stored == {cid for cid, kind in answers.items() if kind == "message"}
+    for ws in sockets:
+        await ws.close()
