@@ -291,57 +291,56 @@ def report_resolve(*, actor, report: Report) -> Report:
 # ----- moderation ----------------------------------------------------------------------------
 
 
-def room_ban(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomBan:
-    """Ban a user from a room (owner or moderator): their sockets get `left`/`banned` at once."""
+def _room_restrict(*, model, action, noun: str, actor, room: Room, username: str, until, reason: str):
+    """Create or replace a room ban or mute (owner or moderator), audited; returns (row, user)."""
     _require_room_moderator(actor=actor, room=room)
     _check_until(until)
     user = _user_by_username(username)
     if user.id == room.owner_id or user.id == actor.id:
-        raise BadRequest("The room's owner and you yourself cannot be banned from it.")
+        raise BadRequest(f"The room's owner and you yourself cannot be {noun} in it.")
+    restriction, _ = model.objects.update_or_create(
+        room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
+    )
+    _audit(actor=actor, action=action, room=room, target_user=user, reason=reason,
+           until=until.isoformat() if until else None)
+    return restriction, user
+
+
+def _room_unrestrict(*, model, action, noun: str, actor, room: Room, username: str) -> None:
+    _require_room_moderator(actor=actor, room=room)
+    user = _user_by_username(username)
     with transaction.atomic():
-        ban, _ = RoomBan.objects.update_or_create(
-            room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
-        )
-        _audit(actor=actor, action=AuditLog.Action.ROOM_BAN, room=room, target_user=user, reason=reason,
-               until=until.isoformat() if until else None)
+        deleted, _ = model.objects.filter(room=room, user=user).delete()
+        if not deleted:
+            raise NotFound(f"{username} is not {noun} in {room.slug!r}.")
+        _audit(actor=actor, action=action, room=room, target_user=user)
+
+
+def room_ban(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomBan:
+    """Ban a user from a room (owner or moderator): their sockets get `left`/`banned` at once."""
+    with transaction.atomic():
+        ban, user = _room_restrict(model=RoomBan, action=AuditLog.Action.ROOM_BAN, noun="banned", actor=actor,
+                                   room=room, username=username, until=until, reason=reason)
         events.room_user_banned(room=room, user_id=user.id)
     return ban
 
 
 def room_unban(*, actor, room: Room, username: str) -> None:
-    _require_room_moderator(actor=actor, room=room)
-    user = _user_by_username(username)
-    with transaction.atomic():
-        deleted, _ = RoomBan.objects.filter(room=room, user=user).delete()
-        if not deleted:
-            raise NotFound(f"{username} is not banned from {room.slug!r}.")
-        _audit(actor=actor, action=AuditLog.Action.ROOM_UNBAN, room=room, target_user=user)
+    _room_unrestrict(model=RoomBan, action=AuditLog.Action.ROOM_UNBAN, noun="banned", actor=actor, room=room,
+                     username=username)
 
 
 def room_mute(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomMute:
     """Mute a user in a room: they read, every message they send answers `forbidden`."""
-    _require_room_moderator(actor=actor, room=room)
-    _check_until(until)
-    user = _user_by_username(username)
-    if user.id == room.owner_id or user.id == actor.id:
-        raise BadRequest("The room's owner and you yourself cannot be muted in it.")
     with transaction.atomic():
-        mute, _ = RoomMute.objects.update_or_create(
-            room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
-        )
-        _audit(actor=actor, action=AuditLog.Action.ROOM_MUTE, room=room, target_user=user, reason=reason,
-               until=until.isoformat() if until else None)
+        mute, _ = _room_restrict(model=RoomMute, action=AuditLog.Action.ROOM_MUTE, noun="muted", actor=actor,
+                                 room=room, username=username, until=until, reason=reason)
     return mute
 
 
 def room_unmute(*, actor, room: Room, username: str) -> None:
-    _require_room_moderator(actor=actor, room=room)
-    user = _user_by_username(username)
-    with transaction.atomic():
-        deleted, _ = RoomMute.objects.filter(room=room, user=user).delete()
-        if not deleted:
-            raise NotFound(f"{username} is not muted in {room.slug!r}.")
-        _audit(actor=actor, action=AuditLog.Action.ROOM_UNMUTE, room=room, target_user=user)
+    _room_unrestrict(model=RoomMute, action=AuditLog.Action.ROOM_UNMUTE, noun="muted", actor=actor, room=room,
+                     username=username)
 
 
 def site_ban(*, actor, username: str, until: datetime | None = None, reason: str = "") -> SiteBan:

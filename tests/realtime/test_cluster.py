@@ -19,6 +19,14 @@ FAST_PRESENCE = {"CHAT_PRESENCE_TTL_SECONDS": "3", "CHAT_HEARTBEAT_SECONDS": "1"
 FAST_RATE = {"RATE_LIMIT_MESSAGES": "1000/1s"}
 
 
+def insert_without_broadcast(room, author, body: str) -> int:
+    """What the channel layer dropping a broadcast looks like: a committed row, no event."""
+    room = Room.objects.get(pk=room.pk)
+    message = Message.objects.create(room=room, author=author, body=body, body_raw=body, prev_id=room.last_message_id)
+    Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
+    return message.id
+
+
 @pytest.fixture
 def second_server(daphne_factory):
     return daphne_factory(env=FAST_PRESENCE)
@@ -188,15 +196,7 @@ async def test_a_dropped_broadcast_is_filled_from_the_database(world):
     bob = await connect(world.server, token=world.tokens["bob"])
     await join(bob, "lobby")
 
-    def insert_silently():
-        # What the channel layer dropping a broadcast looks like: a committed row, no event.
-        room = Room.objects.get(pk=world.room.pk)
-        message = Message.objects.create(room=room, author=world.alice, body="silent", body_raw="silent",
-                                         prev_id=room.last_message_id)
-        Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
-        return message.id
-
-    silent_id = await sync_to_async(insert_silently)()
+    silent_id = await sync_to_async(insert_without_broadcast)(world.room, world.alice, "silent")
     loud, _ = await sync_to_async(services.message_post)(user=world.alice, room=world.room, body="loud")
     first = (await recv_type(bob, "message"))["message"]
     second = (await recv_type(bob, "message"))["message"]
@@ -209,14 +209,7 @@ async def test_a_dropped_last_broadcast_arrives_by_the_tail_check(world):
     bob = await connect(world.server, token=world.tokens["bob"])
     await join(bob, "lobby")
 
-    def insert_silently():
-        room = Room.objects.get(pk=world.room.pk)
-        message = Message.objects.create(room=room, author=world.alice, body="quiet", body_raw="quiet",
-                                         prev_id=room.last_message_id)
-        Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
-        return message.id
-
-    silent_id = await sync_to_async(insert_silently)()
+    silent_id = await sync_to_async(insert_without_broadcast)(world.room, world.alice, "quiet")
     frame = await recv_type(bob, "message", timeout=8)
     assert frame["message"]["id"] == silent_id
     await bob.close()
