@@ -483,6 +483,8 @@ class LoadTool:
             due = min(count, int((now - t0) / interval) + 1) if now >= t0 else 0
             while k < due:
                 sched = t0 + int(k * interval)
+                if now - sched > step.max_send_lag_ns:  # how late the tool sent it
+                    step.max_send_lag_ns = now - sched
                 j = rooms_with_members[k % nr]
                 members = by_room[j]
                 sock = members[cursors[j] % len(members)]
@@ -505,9 +507,6 @@ class LoadTool:
                     else:
                         step.not_sent_closed += 1
                 k += 1
-            lag = now - (t0 + int((k - 1) * interval)) if k else 0
-            if lag > step.max_send_lag_ns:
-                step.max_send_lag_ns = lag
             if k < count:
                 wait = (t0 + k * interval - perf_ns()) / 1e9
                 await sleep(wait if wait > 0 else 0)

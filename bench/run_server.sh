@@ -3,6 +3,7 @@
 #   bench/run_server.sh start LAYER PORT   -> prints the server pid (log in bench/logs/server-PORT.log)
 #   bench/run_server.sh stop PID           -> SIGTERM that pid, SIGKILL after 10 s
 #   bench/run_server.sh setup ARGS...      -> loadtest.py setup against the same database/secret
+# BENCH_SERVER_MODULE=bench/experiments/X.py runs an experiment's entry point instead of chatsite.serve.
 # LAYER is core (RedisChannelLayer) or pubsub (RedisPubSubChannelLayer); CHAT_CHANNEL_LAYER in settings.
 # The message rate limit is lifted (RATE_LIMIT_MESSAGES) so the benchmark measures fan-out, not the
 # limiter; the limiter itself still runs (one Redis call per message).
@@ -26,7 +27,7 @@ import sys, redis
 redis.Redis.from_url(sys.argv[1]).flushdb()
 PYEOF
     CHAT_CHANNEL_LAYER="$layer" PORT="$port" ALLOWED_ORIGINS="http://127.0.0.1:$port" \
-      setsid taskset -c 0 $PY -m chatsite.serve --bind 127.0.0.1 --port "$port" \
+      setsid taskset -c 0 $PY ${BENCH_SERVER_MODULE:--m chatsite.serve} --bind 127.0.0.1 --port "$port" \
       > "${BENCH_LOG:-bench/logs/server-$port.log}" 2>&1 < /dev/null &
     pid=$!
     for _ in $(seq 1 100); do
