@@ -14,3 +14,6 @@ if _worker.startswith("gw") and os.environ.get("REDIS_URL") and "CHATSITE_TEST_R
     os.environ["CHATSITE_TEST_REDIS_WORKER"] = _worker
 
 from chatsite.settings import *  # noqa: E402,F401,F403
+
+# Tests never run collectstatic; find static files on each request instead of warning about STATIC_ROOT.
+WHITENOISE_AUTOREFRESH = True
