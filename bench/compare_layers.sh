@@ -17,6 +17,7 @@ for i in $(seq 1 "$rounds"); do
     esac
     taskset -c 1 .venv/bin/python bench/loadtest.py run --port "$PORT" --server-pid "$pid" "${args[@]}" \
       --duration 15 --grace 10 --meta "layer=$layer" --meta "server_commit=$(git rev-parse --short HEAD)" \
+      --meta "server_uncommitted=$(git status --porcelain -- rooms accounts chatsite | awk '{print $2}' | tr '\n' ',')" \
       --json "bench/results/compare/$scenario-$layer-$i.json" > /dev/null 2>&1 || echo "run failed: $layer $i"
     bench/run_server.sh stop "$pid"; trap - EXIT
     .venv/bin/python - "bench/results/compare/$scenario-$layer-$i.json" <<'PYEOF'
