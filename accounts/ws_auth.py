@@ -53,9 +53,9 @@ class FullOriginValidator:
 @run_in_db_thread
 def _user_for_id(user_id: int):
     """The active, not site-banned user with this id, in one query; None otherwise."""
-    from rooms.selectors import users_allowed_to_connect
+    from rooms.selectors import user_for_handshake
 
-    return users_allowed_to_connect().filter(pk=user_id).first()
+    return user_for_handshake(user_id=user_id)
 
 
 @run_in_db_thread
