@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     _install_header_deadline(reactor)
     server = Server(
         application=application,
-        endpoints=build_endpoint_description_strings(host=args.bind, port=args.port),
+        # Twisted's default listen backlog of 50 overflows when thousands of clients reconnect at once.
+        endpoints=[f"{endpoint}:backlog=1024" for endpoint in build_endpoint_description_strings(host=args.bind, port=args.port)],
         signal_handlers=False,
         ping_interval=settings.CHAT_WS_PING_INTERVAL,
         ping_timeout=settings.CHAT_WS_PING_TIMEOUT,

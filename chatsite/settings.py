@@ -7,6 +7,7 @@ Every variable of CONTRACT §1 is read here, once; the rest of the code reads
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -122,10 +123,13 @@ if REDIS_URL:
         "core": "channels_redis.core.RedisChannelLayer",
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     }[CHAT_CHANNEL_LAYER]
+    # Pub/sub channels are global to a Redis server whatever the database number, so the prefix
+    # names the deployment: two deployments (or test runs) sharing a server never hear each other.
+    CHAT_LAYER_PREFIX = env.str("CHAT_LAYER_PREFIX", default=f"chatsite.db{urlparse(REDIS_URL).path.strip('/') or 0}")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _layer_backend,
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 60},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHAT_LAYER_PREFIX, "capacity": 5000, "expiry": 60},
         }
     }
     if CHAT_CHANNEL_LAYER == "pubsub":

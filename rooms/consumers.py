@@ -13,7 +13,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
@@ -66,6 +68,20 @@ class Subscription:
 class ChatConsumer(AsyncWebsocketConsumer):
     # No layer channel per socket: the hub reads the layer once for the whole process.
     channel_layer_alias = "__hub_only__"
+
+    async def dispatch(self, message: dict) -> None:
+        # channels closes the sync thread's old database connections before every handler: a hop
+        # through the process's single sync thread per frame, and at a mass disconnect the reason
+        # daphne cancelled handlers before they ran. Our ORM work runs on rooms/db.py's pool,
+        # which does that hygiene itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        await self.disconnect(message.get("code", 1006))
+        raise StopConsumer()
 
     async def connect(self) -> None:
         user = self.scope.get("user")

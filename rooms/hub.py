@@ -133,14 +133,17 @@ class Hub:
         self.sockets_by_user[socket.user_id].add(socket)
 
     async def remove_socket(self, socket: ChatConsumer) -> None:
+        """Forget a closed socket. Everything but the Redis group bookkeeping happens before the
+        first await, so a handler cancelled by daphne still leaves no trace in feeds or presence."""
         self.sockets.discard(socket)
         user_sockets = self.sockets_by_user.get(socket.user_id)
         if user_sockets is not None:
             user_sockets.discard(socket)
             if not user_sockets:
                 del self.sockets_by_user[socket.user_id]
-        for room_id in list(socket.subscriptions):
-            await self.unsubscribe(socket, room_id)
+        emptied = [room_id for room_id in list(socket.subscriptions) if self._detach(socket, room_id)]
+        for room_id in emptied:
+            await self._discard_empty_feed(room_id)
 
     async def subscribe(self, socket: ChatConsumer, room) -> RoomFeed:
         """Register the socket (buffering) in the room's feed, subscribing this process if needed."""
@@ -170,18 +173,27 @@ class Hub:
         return feed
 
     async def unsubscribe(self, socket: ChatConsumer, room_id: int) -> None:
+        if self._detach(socket, room_id):
+            await self._discard_empty_feed(room_id)
+
+    def _detach(self, socket: ChatConsumer, room_id: int) -> bool:
+        """Take the socket out of the room's feed at once; True if the feed is now empty."""
         socket.subscriptions.pop(room_id, None)
         feed = self.feeds.get(room_id)
         if feed is None or socket not in feed.sockets:
-            return
+            return False
         feed.sockets.discard(socket)
         conn = feed.presence_conns.pop(socket, socket.conn_id)
         metrics.ROOMS_JOINED.dec()
         # Presence is forgotten in batches by one task: a mass disconnect costs a few pipelined
         # round trips, and a consumer's disconnect never waits on Redis.
         self._presence_leaves.put_nowait((room_id, socket.username, conn))
+        return not feed.sockets
+
+    async def _discard_empty_feed(self, room_id: int) -> None:
         async with self._room_locks[room_id]:
-            if not feed.sockets and self.feeds.get(room_id) is feed:
+            feed = self.feeds.get(room_id)
+            if feed is not None and not feed.sockets:
                 del self.feeds[room_id]
                 try:
                     await self.layer.group_discard(events.room_group_name(room_id), self.channel)
