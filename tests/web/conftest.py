@@ -202,3 +202,29 @@ def api_call(server, method: str, path: str, body: dict | None = None, *, token:
 def message_items(page, text: str):
     """The confirmed (not pending) message rows of a page whose body contains `text`."""
     return page.locator("#messages li.message:not(.pending) .body", has_text=text)
+
+
+@pytest.fixture
+def lobby(room_factory):
+    """The public room `lobby` of the demo."""
+    return room_factory("lobby", name="Lobby", topic="Say hello!")
+
+
+@pytest.fixture
+def alice(user_factory):
+    return user_factory("alice")
+
+
+@pytest.fixture
+def bob(user_factory):
+    return user_factory("bob")
+
+
+def send(page, text: str) -> None:
+    """Type into the composer and press Enter, as a person would."""
+    page.fill("#composer-input", text)
+    page.press("#composer-input", "Enter")
+
+
+def wait_for_message(page, text: str, timeout: float = 10_000) -> None:
+    message_items(page, text).first.wait_for(timeout=timeout)

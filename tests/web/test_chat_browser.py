@@ -6,33 +6,11 @@ import time
 
 import pytest
 
-from tests.web.conftest import api_call, api_token, browser_marks, in_thread, message_items, wait_until, watch
+from tests.web.conftest import (
+    api_call, api_token, browser_marks, in_thread, message_items, send, wait_for_message, wait_until, watch,
+)
 
 pytestmark = browser_marks
-
-
-@pytest.fixture
-def lobby(room_factory, user_factory):
-    return room_factory("lobby", name="Lobby", topic="Say hello!")
-
-
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def bob(user_factory):
-    return user_factory("bob")
-
-
-def send(page, text: str) -> None:
-    page.fill("#composer-input", text)
-    page.press("#composer-input", "Enter")
-
-
-def wait_for_message(page, text: str, timeout: float = 10_000) -> None:
-    message_items(page, text).first.wait_for(timeout=timeout)
 
 
 def test_two_users_chat_both_ways_within_one_second(daphne_factory, open_chat, lobby, alice, bob):

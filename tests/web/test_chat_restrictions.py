@@ -3,35 +3,10 @@ mode, room bans and site-wide bans (CONTRACT §2, §3)."""
 
 from __future__ import annotations
 
-import pytest
 
-from tests.web.conftest import browser_marks, in_thread, message_items
+from tests.web.conftest import browser_marks, in_thread, message_items, send, wait_for_message
 
 pytestmark = browser_marks
-
-
-@pytest.fixture
-def lobby(room_factory, user_factory):
-    return room_factory("lobby", name="Lobby", topic="Say hello!")
-
-
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def bob(user_factory):
-    return user_factory("bob")
-
-
-def send(page, text: str) -> None:
-    page.fill("#composer-input", text)
-    page.press("#composer-input", "Enter")
-
-
-def wait_for_message(page, text: str, timeout: float = 10_000) -> None:
-    message_items(page, text).first.wait_for(timeout=timeout)
 
 
 def test_muted_user_sees_why_they_cannot_send(daphne_factory, open_chat, lobby, alice, bob):
