@@ -24,6 +24,7 @@ from chatsite import metrics
 from chatsite.logging import log_event
 from rooms import selectors, services
 from rooms.db import db_call
+from rooms.fanout import Frame, daphne_protocol, write_frame
 from rooms.exceptions import ChatError, Forbidden, RateLimited
 from rooms.hub import get_hub
 from rooms.protocol import (
@@ -87,6 +88,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         self.closed = True
         self.hub = None
+        self.daphne_protocol = None
         if user is None or not user.is_authenticated:
             reason = self.scope.get("auth_method", "no_credentials")
             metrics.HANDSHAKES_REFUSED.labels(reason=reason).inc()
@@ -107,6 +109,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.room_ids: dict[str, int] = {}
         self.bad_frames: deque[float] = deque()
         await self.accept()
+        self.daphne_protocol = daphne_protocol(self.base_send)
         self.closed = False
         self.hub = hub
         hub.add_socket(self)
@@ -205,11 +208,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Deliver what arrived live during the replay, skipping what the replay already sent."""
         buffer = subscription.buffer
         while buffer:
-            message_id, text = buffer.pop(0)
+            message_id, frame = buffer.pop(0)
             if message_id is None or message_id > subscription.last_sent:
                 if message_id is not None:
                     subscription.last_sent = message_id
-                await self._send_text(text)
+                await self.send_shared(frame)
         subscription.buffer = None
 
     async def on_leave(self, frame: LeaveFrame) -> None:
@@ -305,26 +308,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:  # the peer is gone; daphne reports the disconnect separately
             self.closed = True
 
-    async def offer_message(self, room_id: int, message_id: int, text: str) -> None:
+    async def send_shared(self, frame: Frame) -> None:
+        """Send a frame that many sockets get (framed once, written directly under daphne)."""
+        if self.closed:
+            return
+        if self.daphne_protocol is None or not write_frame(self.daphne_protocol, frame):
+            await self._send_text(frame.text)
+
+    async def offer_message(self, room_id: int, message_id: int, frame: Frame) -> None:
         """From the hub: a message frame of a joined room, sent once and in id order."""
         subscription = self.subscriptions.get(room_id)
         if subscription is None:
             return
         if subscription.buffer is not None:
-            subscription.buffer.append((message_id, text))
+            subscription.buffer.append((message_id, frame))
         elif message_id > subscription.last_sent:
             subscription.last_sent = message_id
-            await self._send_text(text)
+            await self.send_shared(frame)
 
-    async def offer_event(self, room_id: int, text: str) -> None:
+    async def offer_event(self, room_id: int, frame: Frame) -> None:
         """From the hub: any other frame of a joined room (edits, deletes, typing, presence)."""
         subscription = self.subscriptions.get(room_id)
         if subscription is None:
             return
         if subscription.buffer is not None:
-            subscription.buffer.append((None, text))
+            subscription.buffer.append((None, frame))
         else:
-            await self._send_text(text)
+            await self.send_shared(frame)
 
     async def leave_room(self, room_id: int, *, reason: str | None = None) -> None:
         subscription = self.subscriptions.get(room_id)

@@ -28,6 +28,7 @@ from django.conf import settings
 from chatsite import metrics
 from rooms import events
 from rooms.db import run_in_db_thread
+from rooms.fanout import Frame
 from rooms.presence import make_presence
 from rooms.protocol import (
     dumps,
@@ -265,9 +266,9 @@ class Hub:
     async def _deliver_message(self, feed: RoomFeed, event: dict[str, Any]) -> None:
         message_id = event["message"]["id"]
         feed.last_id = message_id
-        text = dumps(message_frame(event["message"]))
+        frame = Frame(dumps(message_frame(event["message"])))
         for socket in list(feed.sockets):
-            await socket.offer_message(feed.room.id, message_id, text)
+            await socket.offer_message(feed.room.id, message_id, frame)
         accepted_at = event.get("accepted_at")
         if accepted_at:
             metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - accepted_at))
@@ -313,10 +314,10 @@ class Hub:
         feed = self.feeds.get(room_id)
         if feed is None:
             return
-        text = dumps(frame)
+        shared = Frame(dumps(frame))
         for socket in list(feed.sockets):
             if socket.user_id != skip_user:
-                await socket.offer_event(room_id, text)
+                await socket.offer_event(room_id, shared)
 
     async def _on_message_edited(self, event: dict[str, Any]) -> None:
         await self._room_broadcast(event["room_id"], message_edited_frame(event["message"]))

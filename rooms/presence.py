@@ -67,14 +67,10 @@ def _conns_prefix(room_id: int) -> str:
 
 
 class RedisPresence:
-    def __init__(self) -> None:
-        self._scripts: dict[str, object] = {}
-
     def _script(self, name: str, source: str):
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = get_async_redis().register_script(source)
-        return script
+        # Registered on the current loop's client each time (cheap: it only hashes the source),
+        # so a script never outlives the loop its client belongs to.
+        return get_async_redis().register_script(source)
 
     @property
     def ttl(self) -> int:

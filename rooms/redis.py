@@ -15,21 +15,21 @@ def get_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
 
 
-_async_clients: dict[int, redis.asyncio.Redis] = {}
+_async_clients: dict[int, tuple[object, redis.asyncio.Redis]] = {}
 
 
 def get_async_redis() -> redis.asyncio.Redis:
-    """A client bound to the running event loop (an asyncio client must not cross loops)."""
+    """A client bound to the running event loop (an asyncio client must not cross loops; a new
+    loop may even reuse a dead one's id, hence the identity check)."""
     import asyncio
 
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
-    if client is None:
+    loop = asyncio.get_running_loop()
+    entry = _async_clients.get(id(loop))
+    if entry is None or entry[0] is not loop:
         # A blocking pool waits for a free connection instead of failing a burst of calls
         # (thousands of sockets joining at once) with "Too many connections".
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, max_connections=64, timeout=20
         )
-        client = redis.asyncio.Redis(connection_pool=pool)
-        _async_clients[loop_id] = client
-    return client
+        entry = _async_clients[id(loop)] = (loop, redis.asyncio.Redis(connection_pool=pool))
+    return entry[1]
