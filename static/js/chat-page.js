@@ -321,7 +321,15 @@ socket.on("joined", (frame) => {
   // Deletions and edits made while we were away are not replayed: reconcile over REST.
   if (frame.resumed) loadLatest({ initial: false });
 });
-socket.on("message", ({ message }) => messages.showLive(message));
+socket.on("message", ({ message }) => {
+  const acknowledgesMine = message.client_id !== null && messages.pending.has(message.client_id);
+  messages.showLive(message);
+  if (acknowledgesMine && config.slowModeSeconds > 0 && !config.canModerate) {
+    // Restart the countdown from the acknowledgement: the server counts from when it stored the
+    // message, which can be well after the click on a slow connection.
+    composer.lock("slow_mode", `Slow mode: one message every ${config.slowModeSeconds} s.`, config.slowModeSeconds);
+  }
+});
 socket.on("sent", ({ clientId, message }) => {
   messages.removePending(clientId);
   messages.showLive(message);
