@@ -21,6 +21,16 @@ from tests.support.ws import access_token
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def in_process_services(settings):
+    """These tests run the consumer in-process on the in-memory layer and local presence, with or
+    without Redis (the Redis paths run in tests/realtime against real daphne processes). Each test
+    has its own event loop, and channels-redis' pub/sub client can hang when a loop is torn down
+    under it."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.REDIS_URL = ""
+
+
 def communicator(user=None, *, origin: str | None = None, query: str = "") -> WebsocketCommunicator:
     headers = []
     if user is not None:
