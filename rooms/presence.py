@@ -67,7 +67,7 @@ def _conns_prefix(room_id: int) -> str:
 
 
 class RedisPresence:
-    def _script(self, name: str, source: str):
+    def _script(self, source: str):
         # Registered on the current loop's client each time (cheap: it only hashes the source),
         # so a script never outlives the loop its client belongs to.
         return get_async_redis().register_script(source)
@@ -79,7 +79,7 @@ class RedisPresence:
     async def join(self, *, room_id: int, username: str, conn: str) -> bool:
         """Record a socket in the room; True if it is the user's first (they came online)."""
         now = time.time()
-        result = await self._script("join", _JOIN_LUA)(
+        result = await self._script(_JOIN_LUA)(
             keys=[_users_key(room_id), _conns_prefix(room_id) + username],
             args=[username, conn, now + self.ttl, now, (self.ttl + 60) * 1000],
         )
@@ -87,14 +87,14 @@ class RedisPresence:
 
     async def leave(self, *, room_id: int, username: str, conn: str) -> bool:
         """Forget a socket; True if it was the user's last (they went offline)."""
-        result = await self._script("leave", _LEAVE_LUA)(
+        result = await self._script(_LEAVE_LUA)(
             keys=[_users_key(room_id), _conns_prefix(room_id) + username], args=[username, conn, time.time()]
         )
         return bool(result)
 
     async def leave_many(self, entries: list[tuple[int, str, str]]) -> list[bool]:
         """Forget many (room_id, username, conn) sockets in one round trip; which went offline."""
-        script = self._script("leave", _LEAVE_LUA)
+        script = self._script(_LEAVE_LUA)
         now = time.time()
         async with get_async_redis().pipeline(transaction=False) as pipe:
             for room_id, username, conn in entries:
@@ -124,7 +124,7 @@ class RedisPresence:
 
     async def reap(self, *, room_id: int) -> list[str]:
         """Usernames in the room all of whose sockets expired (a crashed process's users)."""
-        gone = await self._script("reap", _REAP_LUA)(
+        gone = await self._script(_REAP_LUA)(
             keys=[_users_key(room_id)], args=[time.time(), _conns_prefix(room_id)]
         )
         return [name.decode() for name in gone]
