@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test cluster cluster-stop clean
+.PHONY: run test lint cluster cluster-stop clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(VENV)/.installed-test
 	@eval "$$($(PY) tests/detect_services.py)" && \
 	  SECRET_KEY="$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnop}" DEBUG=0 \
 	  $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# ruff (lint and format check) and mypy with django-stubs; configuration in pyproject.toml.
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy accounts rooms chatsite
 
 # Several processes behind nginx on loopback (docs/operations.md): N chatsite processes on
 # 127.0.0.1:$(FIRST_BACKEND_PORT).., nginx on PORT (8080 unless PORT is given), against the

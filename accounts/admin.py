@@ -68,8 +68,9 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
 
     @admin.display(description="moderator", boolean=True)
     def moderator(self, user: User) -> bool:
-        return user.is_active and (user.is_superuser or (user.is_staff and any(
-            group.name == MODERATORS_GROUP for group in user.groups.all())))
+        return user.is_active and (
+            user.is_superuser or (user.is_staff and any(group.name == MODERATORS_GROUP for group in user.groups.all()))
+        )
 
     @admin.display(description="banned site-wide")
     def site_ban_status(self, user: User) -> str:

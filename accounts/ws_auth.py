@@ -106,6 +106,4 @@ class WebSocketAuthMiddleware:
 
     async def __call__(self, scope, receive, send):
         user, how = await authenticate_scope(scope)
-        return await self.inner(
-            {**scope, "user": user or AnonymousUser(), "auth_method": how}, receive, send
-        )
+        return await self.inner({**scope, "user": user or AnonymousUser(), "auth_method": how}, receive, send)

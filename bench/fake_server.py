@@ -69,25 +69,47 @@ async def handler(ws, hub: Hub) -> None:
                 room = f["room"]
                 hub.rooms.setdefault(room, set()).add(ws)
                 joined.add(room)
-                await ws.send(json.dumps({"type": "joined", "room": room,
-                                          "last_id": hub.last_id.get(room, 0), "online": []}))
+                await ws.send(
+                    json.dumps({"type": "joined", "room": room, "last_id": hub.last_id.get(room, 0), "online": []})
+                )
             elif kind == "message":
                 room = f["room"]
                 cid = f.get("client_id")
                 if room not in joined:
-                    await ws.send(json.dumps({"type": "error", "code": "forbidden", "detail": "join first",
-                                              "client_id": cid}))
+                    await ws.send(
+                        json.dumps({"type": "error", "code": "forbidden", "detail": "join first", "client_id": cid})
+                    )
                     continue
                 hub.n_msg += 1
                 if a.reject_every and hub.n_msg % a.reject_every == 0:
-                    await ws.send(json.dumps({"type": "error", "code": "rate_limited", "detail": "slow down",
-                                              "client_id": cid, "retry_after": 1}))
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "type": "error",
+                                "code": "rate_limited",
+                                "detail": "slow down",
+                                "client_id": cid,
+                                "retry_after": 1,
+                            }
+                        )
+                    )
                     continue
                 mid = hub.last_id.get(room, 0) + 1
                 hub.last_id[room] = mid
-                frame = json.dumps({"type": "message", "message": {
-                    "id": mid, "room": room, "author": {"id": 1, "username": user}, "body": f["body"],
-                    "created": "2026-01-01T00:00:00Z", "edited": None, "client_id": cid}})
+                frame = json.dumps(
+                    {
+                        "type": "message",
+                        "message": {
+                            "id": mid,
+                            "room": room,
+                            "author": {"id": 1, "username": user},
+                            "body": f["body"],
+                            "created": "2026-01-01T00:00:00Z",
+                            "edited": None,
+                            "client_id": cid,
+                        },
+                    }
+                )
                 if a.swap_every and mid % a.swap_every == 0 and room not in hub.held:
                     hub.held[room] = frame
                     asyncio.get_running_loop().call_later(0.2, hub.release, room, frame)
@@ -123,8 +145,16 @@ def main(argv=None) -> int:
         return None
 
     async def run():
-        async with serve(lambda ws: handler(ws, hub), "127.0.0.1", args.port, process_request=check_auth,
-                         compression=None, max_queue=None, ping_interval=None, backlog=4096) as server:
+        async with serve(
+            lambda ws: handler(ws, hub),
+            "127.0.0.1",
+            args.port,
+            process_request=check_auth,
+            compression=None,
+            max_queue=None,
+            ping_interval=None,
+            backlog=4096,
+        ) as server:
             print(f"fake server on 127.0.0.1:{args.port}", flush=True)
             await server.serve_forever()
 

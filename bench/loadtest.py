@@ -37,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wsclient import HandshakeError, connect as raw_connect  # noqa: E402
+from wsclient import HandshakeError  # noqa: E402
+from wsclient import connect as raw_connect  # noqa: E402
 
 perf_ns = time.perf_counter_ns
 MAX_SOCKETS = 20000
@@ -87,7 +88,8 @@ def cmd_setup(args) -> int:
             )
         Membership.objects.bulk_create(
             [Membership(room=rooms[slugs[i % r]], user=users[names[i]]) for i in range(n)],
-            ignore_conflicts=True, batch_size=1000,
+            ignore_conflicts=True,
+            batch_size=1000,
         )
     lifetime = timedelta(hours=args.token_hours)
     sockets = []
@@ -97,8 +99,10 @@ def cmd_setup(args) -> int:
         sockets.append({"username": name, "room": slugs[i % r], "token": str(token)})
     out = {"created": time.time(), "users": n, "rooms": slugs, "sockets": sockets}
     Path(args.out).write_text(json.dumps(out))
-    print(f"setup: {n} users, {r} rooms ({slugs[0]}..), tokens valid {args.token_hours} h -> {args.out} "
-          f"in {time.monotonic() - started:.1f}s")
+    print(
+        f"setup: {n} users, {r} rooms ({slugs[0]}..), tokens valid {args.token_hours} h -> {args.out} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     return 0
 
 
@@ -139,9 +143,9 @@ def listen_overflows() -> int:
     """TcpExt ListenOverflows of this machine: SYNs/ACKs dropped because an accept queue was full."""
     try:
         lines = Path("/proc/net/netstat").read_text().splitlines()
-        for names, values in zip(lines[::2], lines[1::2]):
+        for names, values in zip(lines[::2], lines[1::2], strict=False):
             if names.startswith("TcpExt:"):
-                return int(dict(zip(names.split(), values.split()))["ListenOverflows"])
+                return int(dict(zip(names.split(), values.split(), strict=False))["ListenOverflows"])
     except (OSError, KeyError, ValueError):
         pass
     return -1
@@ -170,7 +174,7 @@ def raise_nofile(need: int) -> int:
 def percentile(sorted_values, q: float):
     if not sorted_values:
         return None
-    k = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[k]
 
 
@@ -211,8 +215,22 @@ class Step:
 
 
 class Sock:
-    __slots__ = ("idx", "username", "room", "room_idx", "token", "ws", "joined", "joined_fut",
-                 "last_id", "seen", "handshake_ns", "joined_ns", "close_code", "error")
+    __slots__ = (
+        "close_code",
+        "error",
+        "handshake_ns",
+        "idx",
+        "joined",
+        "joined_fut",
+        "joined_ns",
+        "last_id",
+        "room",
+        "room_idx",
+        "seen",
+        "token",
+        "username",
+        "ws",
+    )
 
     def __init__(self, idx, username, room, room_idx, token):
         self.idx, self.username, self.room, self.room_idx, self.token = idx, username, room, room_idx, token
@@ -281,8 +299,9 @@ class LoadTool:
             raise SystemExit(f"at most {MAX_SOCKETS} sockets")
         self.room_names = sorted({e["room"] for e in entries[:n]}, key=lambda s: (len(s), s))
         room_index = {s: j for j, s in enumerate(self.room_names)}
-        self.socks = [Sock(i, e["username"], e["room"], room_index[e["room"]], e["token"])
-                      for i, e in enumerate(entries[:n])]
+        self.socks = [
+            Sock(i, e["username"], e["room"], room_index[e["room"]], e["token"]) for i, e in enumerate(entries[:n])
+        ]
         self.run_id = secrets.token_hex(4)
         self.cid_prefix = f"b{self.run_id}-"
         self.cid_prefix_b = self.cid_prefix.encode()
@@ -311,7 +330,7 @@ class LoadTool:
             if not cid.startswith(self.cid_prefix) or step is None:
                 self.foreign_receipts += 1
                 return
-            seq = int(cid[len(self.cid_prefix):]) - step.seq_base
+            seq = int(cid[len(self.cid_prefix) :]) - step.seq_base
             if seq < 0 or seq >= step.count:
                 self.stale_receipts += 1
                 return
@@ -343,7 +362,7 @@ class LoadTool:
             step = self.step
             code = f.get("code", "?")
             if cid.startswith(self.cid_prefix) and step is not None:
-                seq = int(cid[len(self.cid_prefix):]) - step.seq_base
+                seq = int(cid[len(self.cid_prefix) :]) - step.seq_base
                 if 0 <= seq < step.count:
                     if not step.rejected[seq]:
                         if not step.receipts[seq]:
@@ -374,15 +393,31 @@ class LoadTool:
             started = perf_ns()
             try:
                 if a.client == "raw":
-                    ws = await raw_connect("127.0.0.1", a.port, a.path, headers, self.on_text,
-                                           on_close=self.on_close, owner=sock, timeout=a.connect_timeout)
+                    ws = await raw_connect(
+                        "127.0.0.1",
+                        a.port,
+                        a.path,
+                        headers,
+                        self.on_text,
+                        on_close=self.on_close,
+                        owner=sock,
+                        timeout=a.connect_timeout,
+                    )
                 else:
                     import websockets
 
-                    conn = await asyncio.wait_for(websockets.connect(
-                        f"ws://127.0.0.1:{a.port}{a.path}", additional_headers=headers, origin=None,
-                        compression=None, max_size=2**20, ping_interval=None, max_queue=None,
-                    ), a.connect_timeout)
+                    conn = await asyncio.wait_for(
+                        websockets.connect(
+                            f"ws://127.0.0.1:{a.port}{a.path}",
+                            additional_headers=headers,
+                            origin=None,
+                            compression=None,
+                            max_size=2**20,
+                            ping_interval=None,
+                            max_queue=None,
+                        ),
+                        a.connect_timeout,
+                    )
                     ws = WebsocketsAdapter(conn, self.on_text)
                     ws.lost.add_done_callback(lambda _f, w=ws: self.on_close(w))
                 ws.owner = sock
@@ -392,7 +427,7 @@ class LoadTool:
                     sock.joined_fut = asyncio.get_running_loop().create_future()
                     ws.send_text(b'{"type":"join","room":"%s"}' % sock.room.encode())
                     await asyncio.wait_for(sock.joined_fut, a.connect_timeout)
-            except (OSError, asyncio.TimeoutError, HandshakeError, RuntimeError, Exception) as exc:
+            except (TimeoutError, OSError, HandshakeError, RuntimeError, Exception) as exc:
                 sock.error = f"{type(exc).__name__}: {exc}"[:200]
 
     async def open_all(self, *, join: bool = True) -> dict:
@@ -403,8 +438,9 @@ class LoadTool:
         overflows0 = listen_overflows()
         t0 = perf_ns()
         tasks = [asyncio.create_task(self._open_one(s, sem, t0, join)) for s in self.socks]
-        await asyncio.wait(tasks, timeout=min(a.connect_deadline,
-                                              a.connect_timeout * (len(tasks) / a.connect_concurrency + 2)))
+        await asyncio.wait(
+            tasks, timeout=min(a.connect_deadline, a.connect_timeout * (len(tasks) / a.connect_concurrency + 2))
+        )
         for t in tasks:
             if not t.done():
                 t.cancel()
@@ -415,8 +451,9 @@ class LoadTool:
         elapsed = (perf_ns() - t0) / 1e9
         await asyncio.sleep(a.settle)
         after = proc_status(a.server_pid)
-        ok = [s for s in self.socks
-              if s.ws is not None and s.error is None and not s.ws.closed and (s.joined or not join)]
+        ok = [
+            s for s in self.socks if s.ws is not None and s.error is None and not s.ws.closed and (s.joined or not join)
+        ]
         for s in self.socks:
             if s.ws is not None and s.error is None and join and not s.joined:
                 s.error = f"not joined within the {a.connect_deadline:.0f} s deadline"
@@ -441,9 +478,12 @@ class LoadTool:
             res["server_rss_after_kib"] = after.get("VmRSS")
             if ok:
                 res["server_kib_per_socket"] = round((after["VmRSS"] - before["VmRSS"]) / len(ok), 1)
-            res["server_cpu_s_during_connect"] = round((after["cpu_ticks"] - before["cpu_ticks"]) / os.sysconf("SC_CLK_TCK"), 2)
+            res["server_cpu_s_during_connect"] = round(
+                (after["cpu_ticks"] - before["cpu_ticks"]) / os.sysconf("SC_CLK_TCK"), 2
+            )
             res["server_runqueue_wait_s_during_connect"] = round(
-                (after.get("sched_wait_ns", 0) - before.get("sched_wait_ns", 0)) / 1e9, 2)
+                (after.get("sched_wait_ns", 0) - before.get("sched_wait_ns", 0)) / 1e9, 2
+            )
         res["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
         return res
 
@@ -498,8 +538,10 @@ class LoadTool:
                 elif ws.write_buffer_size() > SEND_BACKLOG_LIMIT:
                     step.not_sent_backlog += 1
                 else:
-                    frame = ('{"type":"message","room":%s,"body":"t=%d c=%s","client_id":"%s"}'
-                             % (room_b[j], sched, cid, cid)).encode()
+                    frame = (
+                        '{"type":"message","room":%s,"body":"t=%d c=%s","client_id":"%s"}'
+                        % (room_b[j], sched, cid, cid)
+                    ).encode()
                     if ws.send_text(frame):
                         step.sent[k] = 1
                         step.n_sent += 1
@@ -552,8 +594,11 @@ class LoadTool:
         for i in range(step.count):
             if step.sent[i] and not step.rejected[i]:
                 accepted_per_room[step.room_of[i]] += 1
-        lost_closed = sum(max(0, accepted_per_room[s.room_idx] - len(s.seen))
-                          for s in self.socks if s.ws is not None and s.ws.closed and s.joined)
+        lost_closed = sum(
+            max(0, accepted_per_room[s.room_idx] - len(s.seen))
+            for s in self.socks
+            if s.ws is not None and s.ws.closed and s.joined
+        )
         lat = sorted(step.latencies)
         send_s = max(1e-9, (step.t_end_ns - step.t_start_ns) / 1e9)
         recv_window = (step.last_recv_ns - step.t_start_ns) / 1e9 if step.last_recv_ns else None
@@ -589,7 +634,9 @@ class LoadTool:
             "sockets_closed_by_server": sum(1 for s in self.socks if s.ws is not None and s.ws.closed),
         }
         if server_before and server_after:
-            res["server_cpu_pct"] = round(100 * (server_after["cpu_ticks"] - server_before["cpu_ticks"]) / tick / send_s, 1)
+            res["server_cpu_pct"] = round(
+                100 * (server_after["cpu_ticks"] - server_before["cpu_ticks"]) / tick / send_s, 1
+            )
             res["server_rss_kib"] = server_after.get("VmRSS")
             run_s = (server_after.get("sched_run_ns", 0) - server_before.get("sched_run_ns", 0)) / 1e9
             wait_s = (server_after.get("sched_wait_ns", 0) - server_before.get("sched_wait_ns", 0)) / 1e9
@@ -614,15 +661,13 @@ class LoadTool:
         busy1 = machine_busy_ticks()
         await self.drain(step, a.grace)
         res = self.report_step(step, cpu1 - cpu0, server_before, server_after)
-        res["machine_busy_pct"] = round(
-            100 * os.cpu_count() * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1)
+        res["machine_busy_pct"] = round(100 * os.cpu_count() * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1)
         if server_before and server_after:
             tick = os.sysconf("SC_CLK_TCK")
             window = (step.t_end_ns - step.t_start_ns) / 1e9
             srv = (server_after["cpu_ticks"] - server_before["cpu_ticks"]) / tick
             # CPU used by everything else on the machine (other engineers' processes, PostgreSQL, Redis)
-            res["other_processes_cpu_pct"] = round(
-                res["machine_busy_pct"] - 100 * (srv + cpu1 - cpu0) / window, 1)
+            res["other_processes_cpu_pct"] = round(res["machine_busy_pct"] - 100 * (srv + cpu1 - cpu0) / window, 1)
         self.step = None
         return res
 
@@ -637,8 +682,11 @@ class LoadTool:
         still = [s for s in open_socks if not s.ws.closed]
         for s in still:
             s.ws.abort()
-        return {"closed": len(open_socks), "close_all_s": round(time.monotonic() - t0, 3),
-                "not_closed_by_server_in_time": len(still)}
+        return {
+            "closed": len(open_socks),
+            "close_all_s": round(time.monotonic() - t0, 3),
+            "not_closed_by_server_in_time": len(still),
+        }
 
 
 # =============================================================================================
@@ -671,8 +719,12 @@ def redis_snapshot(url: str) -> dict:
         elif t == "list":
             members[label] += r.llen(key)
     channels = r.pubsub_channels()
-    return {"keys": sum(kinds.values()), "keys_by_kind": dict(kinds), "entries_by_kind": dict(members),
-            "pubsub_channels": len(channels)}
+    return {
+        "keys": sum(kinds.values()),
+        "keys_by_kind": dict(kinds),
+        "entries_by_kind": dict(members),
+        "pubsub_channels": len(channels),
+    }
 
 
 def _key_label(name: str) -> str:
@@ -700,8 +752,13 @@ def print_table(title: str, rows: list[tuple[str, object]]) -> None:
 
 async def _run(args) -> dict:
     tool = LoadTool(args)
-    summary: dict = {"mode": args.cmd, "client": args.client, "run_id": tool.run_id,
-                     "sockets": len(tool.socks), "rooms": len(tool.room_names)}
+    summary: dict = {
+        "mode": args.cmd,
+        "client": args.client,
+        "run_id": tool.run_id,
+        "sockets": len(tool.socks),
+        "rooms": len(tool.room_names),
+    }
     summary["connect"] = await tool.open_all(join=True)
     print_table("connect", list(summary["connect"].items()))
     try:
@@ -720,17 +777,25 @@ async def _run(args) -> dict:
                     break
                 res = await tool.one_step(rate, args.duration, seq_base)
                 seq_base += res["sent"] + res["not_sent_client_backlog"] + res["not_sent_socket_closed"] + 1
-                passed = (res["lost"] == 0 and res["unanswered"] == 0 and res["duplicated"] == 0
-                          and res["out_of_order"] == 0 and (res["latency_p99_ms"] or 1e9) <= args.p99_ms
-                          and res["not_sent_client_backlog"] == 0)
+                passed = (
+                    res["lost"] == 0
+                    and res["unanswered"] == 0
+                    and res["duplicated"] == 0
+                    and res["out_of_order"] == 0
+                    and (res["latency_p99_ms"] or 1e9) <= args.p99_ms
+                    and res["not_sent_client_backlog"] == 0
+                )
                 res["passed"] = passed
                 steps.append(res)
-                print(f"  step {i}: offered {rate:9.1f} msg/s  delivered {res['delivered_per_s']:10.1f}/s  "
-                      f"p50 {res['latency_p50_ms']} p99 {res['latency_p99_ms']} max {res['latency_max_ms']} ms  "
-                      f"lost {res['lost']} dup {res['duplicated']} ooo {res['out_of_order']} "
-                      f"rej {res['rejected']} srv cpu {res.get('server_cpu_pct')}% "
-                      f"(+{res.get('server_runqueue_wait_pct')}% runq wait) cli cpu {res['client_cpu_pct']}% "
-                      f"{'PASS' if passed else 'FAIL'}", flush=True)
+                print(
+                    f"  step {i}: offered {rate:9.1f} msg/s  delivered {res['delivered_per_s']:10.1f}/s  "
+                    f"p50 {res['latency_p50_ms']} p99 {res['latency_p99_ms']} max {res['latency_max_ms']} ms  "
+                    f"lost {res['lost']} dup {res['duplicated']} ooo {res['out_of_order']} "
+                    f"rej {res['rejected']} srv cpu {res.get('server_cpu_pct')}% "
+                    f"(+{res.get('server_runqueue_wait_pct')}% runq wait) cli cpu {res['client_cpu_pct']}% "
+                    f"{'PASS' if passed else 'FAIL'}",
+                    flush=True,
+                )
                 if not passed:
                     break
                 best = res
@@ -754,8 +819,13 @@ async def _run(args) -> dict:
 
 async def _idle(args) -> dict:
     tool = LoadTool(args)
-    summary: dict = {"mode": "idle", "client": args.client, "sockets": len(tool.socks),
-                     "rooms": len(tool.room_names), "join": args.join}
+    summary: dict = {
+        "mode": "idle",
+        "client": args.client,
+        "sockets": len(tool.socks),
+        "rooms": len(tool.room_names),
+        "join": args.join,
+    }
     if args.redis_url:
         summary["redis_before"] = redis_snapshot(args.redis_url)
     summary["connect"] = await tool.open_all(join=args.join)
@@ -775,25 +845,33 @@ async def _idle(args) -> dict:
         after = summary["redis_after_close"]["entries_by_kind"]
         left = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
         summary["redis_left_behind"] = left
-        summary["redis_pubsub_channels_left"] = (summary["redis_after_close"]["pubsub_channels"]
-                                                 - summary["redis_before"]["pubsub_channels"])
+        summary["redis_pubsub_channels_left"] = (
+            summary["redis_after_close"]["pubsub_channels"] - summary["redis_before"]["pubsub_channels"]
+        )
         if args.recheck_after > 0:
             # Presence entries carry an expiry: what a crashed or failed cleanup leaves, the TTL removes.
             await asyncio.sleep(args.recheck_after)
             later = redis_snapshot(args.redis_url)["entries_by_kind"]
             summary["redis_left_behind_after_recheck"] = {
-                k: v - before.get(k, 0) for k, v in later.items() if v - before.get(k, 0) > 0}
+                k: v - before.get(k, 0) for k, v in later.items() if v - before.get(k, 0) > 0
+            }
             summary["recheck_after_s"] = args.after_close + args.recheck_after
     summary["other_frames"] = dict(tool.other_frames)
     summary["errors_without_client_id"] = dict(tool.errors_without_cid)
     rows = [("still open after hold", summary["still_open_after_hold"]), *summary["close"].items()]
     if args.redis_url:
-        rows += [("redis while connected", summary["redis_connected"]["entries_by_kind"]),
-                 ("redis left behind", summary["redis_left_behind"]),
-                 ("pubsub channels left", summary["redis_pubsub_channels_left"])]
+        rows += [
+            ("redis while connected", summary["redis_connected"]["entries_by_kind"]),
+            ("redis left behind", summary["redis_left_behind"]),
+            ("pubsub channels left", summary["redis_pubsub_channels_left"]),
+        ]
         if "redis_left_behind_after_recheck" in summary:
-            rows.append((f"left behind {summary['recheck_after_s']:.0f} s after close",
-                         summary["redis_left_behind_after_recheck"]))
+            rows.append(
+                (
+                    f"left behind {summary['recheck_after_s']:.0f} s after close",
+                    summary["redis_left_behind_after_recheck"],
+                )
+            )
     print_table("idle", rows)
     return summary
 
@@ -823,8 +901,13 @@ def main(argv=None) -> int:
         sp.add_argument("--settle", type=float, default=1.0, help="seconds after connecting before RSS")
         sp.add_argument("--close-timeout", type=float, default=15.0)
         sp.add_argument("--json", help="write the JSON summary here too")
-        sp.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
-                        help="recorded in the summary (server commit, layer, ...)")
+        sp.add_argument(
+            "--meta",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="recorded in the summary (server commit, layer, ...)",
+        )
         sp.add_argument("--no-uvloop", action="store_true")
 
     for name in ("run", "capacity"):
@@ -846,8 +929,12 @@ def main(argv=None) -> int:
     common(i)
     i.add_argument("--hold", type=float, default=5.0, help="seconds to hold the sockets open")
     i.add_argument("--after-close", type=float, default=5.0, help="seconds to wait before checking Redis")
-    i.add_argument("--recheck-after", type=float, default=0.0,
-                   help="seconds after the first Redis check to look again (presence expiry)")
+    i.add_argument(
+        "--recheck-after",
+        type=float,
+        default=0.0,
+        help="seconds after the first Redis check to look again (presence expiry)",
+    )
     i.add_argument("--no-join", dest="join", action="store_false")
     i.add_argument("--redis-url", default="", help="redis://127.0.0.1:6379/N of the server, to check leftovers")
 
@@ -862,8 +949,9 @@ def main(argv=None) -> int:
         return cmd_setup(args)
     if args.cmd == "fake-setup":
         slugs = [f"{args.room_prefix}-{j}" for j in range(args.rooms)]
-        socks = [{"username": f"benchuser{i}", "room": slugs[i % args.rooms], "token": f"fake{i}"}
-                 for i in range(args.users)]
+        socks = [
+            {"username": f"benchuser{i}", "room": slugs[i % args.rooms], "token": f"fake{i}"} for i in range(args.users)
+        ]
         Path(args.out).write_text(json.dumps({"users": args.users, "rooms": slugs, "sockets": socks}))
         return 0
     if args.redis_url if hasattr(args, "redis_url") else False:

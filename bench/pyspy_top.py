@@ -11,7 +11,7 @@ import sys
 
 def main(argv) -> int:
     path, top = argv[1], int(argv[2]) if len(argv) > 2 else 40
-    rows = [line.rstrip().rpartition(" ") for line in open(path) if line.strip()]
+    rows = [line.rstrip().rpartition(" ") for line in open(path) if line.strip()]  # noqa: SIM115
     total = sum(int(n) for _, _, n in rows) or 1
     incl, leaf = collections.Counter(), collections.Counter()
     for stack, _, n in rows:

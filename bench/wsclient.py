@@ -50,9 +50,17 @@ class HandshakeError(Exception):
 class RawWebSocket(asyncio.Protocol):
     """One client socket. `on_text(sock, payload_bytes)` is called for every text message."""
 
-    def __init__(self, *, host: str, port: int, path: str, headers: dict[str, str],
-                 on_text: Callable[["RawWebSocket", bytes], None], on_close: Callable | None = None,
-                 owner=None):
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        path: str,
+        headers: dict[str, str],
+        on_text: Callable[[RawWebSocket, bytes], None],
+        on_close: Callable | None = None,
+        owner=None,
+    ):
         self.owner = owner  # whatever the caller wants to find from the callbacks
         self.host, self.port, self.path, self.headers = host, port, path, headers
         self.on_text = on_text
@@ -134,7 +142,7 @@ class RawWebSocket(asyncio.Protocol):
             elif length == 127:
                 if n - pos < 10:
                     break
-                length = int.from_bytes(buf[pos + 2: pos + 10], "big")
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 hdr = 10
             if length > MAX_FRAME:
                 self.abort()
@@ -143,11 +151,11 @@ class RawWebSocket(asyncio.Protocol):
             if b1 & 0x80:
                 if n - pos < hdr + 4:
                     break
-                mask = bytes(buf[pos + hdr: pos + hdr + 4])
+                mask = bytes(buf[pos + hdr : pos + hdr + 4])
                 hdr += 4
             if n - pos < hdr + length:
                 break
-            payload = bytes(buf[pos + hdr: pos + hdr + length])
+            payload = bytes(buf[pos + hdr : pos + hdr + length])
             pos += hdr + length
             if mask is not None:
                 payload = apply_mask(payload, mask)
@@ -208,13 +216,23 @@ class RawWebSocket(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(host: str, port: int, path: str, headers: dict[str, str], on_text, *,
-                  on_close=None, owner=None, timeout: float = 10.0) -> RawWebSocket:
+async def connect(
+    host: str,
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    on_text,
+    *,
+    on_close=None,
+    owner=None,
+    timeout: float = 10.0,
+) -> RawWebSocket:
     loop = asyncio.get_running_loop()
 
     def factory() -> RawWebSocket:
-        return RawWebSocket(host=host, port=port, path=path, headers=headers, on_text=on_text, on_close=on_close,
-                            owner=owner)
+        return RawWebSocket(
+            host=host, port=port, path=path, headers=headers, on_text=on_text, on_close=on_close, owner=owner
+        )
 
     async def _go() -> RawWebSocket:
         _transport, proto = await loop.create_connection(factory, host, port)

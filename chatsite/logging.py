@@ -40,7 +40,9 @@ def _text_value(value: Any) -> str:
     return text
 
 
-def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO, exc_info: Any = None, **fields: Any) -> None:
+def log_event(
+    logger: logging.Logger, event: str, *, level: int = logging.INFO, exc_info: Any = None, **fields: Any
+) -> None:
     """Log `event` with `fields` (user, room, reason, code, ...) as one line, text or JSON.
 
     Fields named like LogRecord attributes (`name`, `msg`, ...) are kept as `field_<name>`, since

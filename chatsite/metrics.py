@@ -37,12 +37,8 @@ if multiprocess_dir():
     # Metric files are opened as the metrics below are created.
     os.makedirs(multiprocess_dir(), exist_ok=True)
 
-WS_CONNECTIONS = Gauge(
-    "chat_ws_connections", "Open WebSocket connections.", multiprocess_mode="livesum"
-)
-ROOMS_JOINED = Gauge(
-    "chat_rooms_joined", "Open (socket, room) joins.", multiprocess_mode="livesum"
-)
+WS_CONNECTIONS = Gauge("chat_ws_connections", "Open WebSocket connections.", multiprocess_mode="livesum")
+ROOMS_JOINED = Gauge("chat_rooms_joined", "Open (socket, room) joins.", multiprocess_mode="livesum")
 MESSAGES_ACCEPTED = Counter("chat_messages_accepted", "Messages accepted and stored.")
 FRAMES_REJECTED = Counter("chat_frames_rejected", "Frames answered with an error, by code.", ["code"])
 DELIVERY_LATENCY = Histogram(

@@ -73,7 +73,7 @@ async def check_database() -> None:
     _db_check_pending = future
     try:
         await asyncio.wait_for(asyncio.wrap_future(future), READY_CHECK_TIMEOUT)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise CheckFailed(f"no answer within {READY_CHECK_TIMEOUT} s") from None
     except Exception as error:  # any driver error means "not ready"; the reason goes to the probe
         raise CheckFailed(f"{type(error).__name__}: {error}".strip()) from error
@@ -86,7 +86,7 @@ async def _discard_channel(layer, channel: str) -> None:
     receive.cancel()
     try:
         await asyncio.wait_for(receive, READY_CHECK_TIMEOUT)
-    except (asyncio.CancelledError, TimeoutError, asyncio.TimeoutError, OSError):
+    except (asyncio.CancelledError, TimeoutError, OSError):
         pass
     except Exception:  # cleanup of a probe channel must never fail the probe
         logger.debug("readyz: could not discard probe channel %s", channel, exc_info=True)
@@ -109,7 +109,7 @@ async def check_channel_layer() -> None:
             channel = await layer.new_channel("readyz.")
             await layer.send(channel, {"type": "ops.readyz", "sent": time.time()})
             await layer.receive(channel)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise CheckFailed(f"no answer within {READY_CHECK_TIMEOUT} s") from None
     except Exception as error:  # connection refused, reset, auth... all mean "not ready"
         raise CheckFailed(f"{type(error).__name__}: {error}".strip()) from error
@@ -141,7 +141,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     results = await asyncio.gather(*(READY_CHECKS[name]() for name in names), return_exceptions=True)
     checks: dict[str, str] = {}
     failing: list[str] = []
-    for name, result in zip(names, results):
+    for name, result in zip(names, results, strict=False):
         if isinstance(result, CheckFailed):
             checks[name] = f"failing: {result}"
             failing.append(name)

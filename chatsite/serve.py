@@ -89,10 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     _prepare_metrics_dir()
 
     # daphne's asyncio reactor must be installed before anything imports twisted.internet.reactor.
-    from daphne.server import Server
-    from daphne.endpoints import build_endpoint_description_strings
-
     import django
+    from daphne.endpoints import build_endpoint_description_strings
+    from daphne.server import Server
 
     django.setup()
     from django.conf import settings
@@ -105,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     server = Server(
         application=application,
         # Twisted's default listen backlog of 50 overflows when thousands of clients reconnect at once.
-        endpoints=[f"{endpoint}:backlog=1024" for endpoint in build_endpoint_description_strings(host=args.bind, port=args.port)],
+        endpoints=[
+            f"{endpoint}:backlog=1024"
+            for endpoint in build_endpoint_description_strings(host=args.bind, port=args.port)
+        ],
         signal_handlers=False,
         ping_interval=settings.CHAT_WS_PING_INTERVAL,
         ping_timeout=settings.CHAT_WS_PING_TIMEOUT,

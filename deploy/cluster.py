@@ -115,16 +115,22 @@ def _tail(path: Path, lines: int = 30) -> str:
 def _check_environment(env: dict[str, str]) -> None:
     missing = []
     if not env.get("REDIS_URL"):
-        missing.append("REDIS_URL=redis://127.0.0.1:6379/0 (the processes share the channel layer, presence, "
-                       "tickets and rate limits through Redis)")
+        missing.append(
+            "REDIS_URL=redis://127.0.0.1:6379/0 (the processes share the channel layer, presence, "
+            "tickets and rate limits through Redis)"
+        )
     database_url = env.get("DATABASE_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        missing.append("DATABASE_URL=postgres://USER@127.0.0.1:5432/chatsite (several processes need PostgreSQL, "
-                       f"not {'SQLite' if database_url else 'the SQLite default'})")
+        missing.append(
+            "DATABASE_URL=postgres://USER@127.0.0.1:5432/chatsite (several processes need PostgreSQL, "
+            f"not {'SQLite' if database_url else 'the SQLite default'})"
+        )
     if missing:
-        raise ClusterError("make cluster needs\n  " + "\n  ".join(missing) + "\nfor example:\n  "
-                           "REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite "
-                           "make cluster")
+        raise ClusterError(
+            "make cluster needs\n  " + "\n  ".join(missing) + "\nfor example:\n  "
+            "REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite "
+            "make cluster"
+        )
     if not Path(NGINX).exists():
         raise ClusterError(f"nginx not found at {NGINX} (apt-get install nginx, or set NGINX=/path/to/nginx)")
 
@@ -152,8 +158,10 @@ def start(args: argparse.Namespace) -> None:
     backend_ports = [args.first_backend_port + i for i in range(args.processes)]
     busy = [p for p in [args.port, *backend_ports] if not _port_is_free(p)]
     if busy:
-        raise ClusterError(f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use; "
-                           "choose others with PORT=... or FIRST_BACKEND_PORT=...")
+        raise ClusterError(
+            f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use; "
+            "choose others with PORT=... or FIRST_BACKEND_PORT=..."
+        )
 
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in _pid_files(run_dir):
@@ -183,8 +191,12 @@ def start(args: argparse.Namespace) -> None:
             with open(log, "ab") as log_file:
                 proc = subprocess.Popen(
                     [python, "-m", "chatsite.serve", "--bind", "127.0.0.1", "--port", str(port)],
-                    cwd=ROOT, env={**env, "PORT": str(port)}, stdout=log_file, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,  # survives the make that started it
+                    cwd=ROOT,
+                    env={**env, "PORT": str(port)},
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # survives the make that started it
                 )
             started.append(proc.pid)
             (run_dir / f"daphne-{port}.pid").write_text(f"{proc.pid}\n")
@@ -203,8 +215,10 @@ def start(args: argparse.Namespace) -> None:
             time.sleep(0.1)
         nginx_pid = _read_pid(run_dir / "nginx.pid")
         if nginx_pid is None:
-            raise ClusterError(f"nginx did not write its pid file; {run_dir / 'nginx-error.log'}:\n"
-                               f"{_tail(run_dir / 'nginx-error.log')}")
+            raise ClusterError(
+                f"nginx did not write its pid file; {run_dir / 'nginx-error.log'}:\n"
+                f"{_tail(run_dir / 'nginx-error.log')}"
+            )
         started.append(nginx_pid)
     except BaseException:
         print("cluster: start failed, stopping what was started", file=sys.stderr)

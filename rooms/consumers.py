@@ -13,9 +13,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
@@ -24,8 +24,8 @@ from chatsite import metrics
 from chatsite.logging import log_event
 from rooms import selectors, services
 from rooms.db import db_call
-from rooms.fanout import Frame, daphne_protocol, write_frame
 from rooms.exceptions import ChatError, Forbidden, RateLimited
+from rooms.fanout import Frame, daphne_protocol, write_frame
 from rooms.hub import get_hub
 from rooms.protocol import (
     FrameError,
@@ -159,8 +159,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Every frame is answered, even when PostgreSQL or Redis is away. The contract has no
             # "unavailable" code; rate_limited with retry_after tells a client exactly what to do:
             # wait and resend the same client_id (docs/realtime.md).
-            log_event(logger, "ws_storage_unavailable", level=logging.WARNING, exc_info=True,
-                      user=self.username, conn=self.conn_id, room=getattr(frame, "room", None))
+            log_event(
+                logger,
+                "ws_storage_unavailable",
+                level=logging.WARNING,
+                exc_info=True,
+                user=self.username,
+                conn=self.conn_id,
+                room=getattr(frame, "room", None),
+            )
             await self.reject(
                 code="rate_limited",
                 detail="The server cannot store this right now (database or Redis unavailable); "
@@ -186,9 +193,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             subscription.buffer = []  # a second join re-answers and replays like the first
         limit = settings.CHAT_REPLAY_LIMIT
-        last_id, replay = await db_call(
-            selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1
-        )
+        last_id, replay = await db_call(selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1)
         online = await self.hub.online(room.id)
         await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online))
         if frame.after is None:
@@ -227,12 +232,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.hub.posts_in_flight >= settings.CHAT_MAX_POSTS_IN_FLIGHT:
             # Backpressure: beyond what the database keeps up with, refuse at once rather than
             # letting latency grow without bound; the client resends the same client_id.
-            raise RateLimited("The server is busy; retry shortly with the same client_id.",
-                              retry_after=OVERLOAD_RETRY_SECONDS)
+            raise RateLimited(
+                "The server is busy; retry shortly with the same client_id.", retry_after=OVERLOAD_RETRY_SECONDS
+            )
         self.hub.posts_in_flight += 1
         try:
             message, created = await db_call(
-                services.message_post, user=self.user, room=subscription.room, body=frame.body,
+                services.message_post,
+                user=self.user,
+                room=subscription.room,
+                body=frame.body,
                 client_id=frame.client_id,
             )
         finally:
@@ -241,8 +250,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if created:
             # Deliver on this process at once; the layer's copy arrives later as a duplicate.
             await self.hub.accept_local(
-                {"room_id": message.room_id, "message": payload, "prev_id": message.prev_id,
-                 "accepted_at": time.time()}
+                {"room_id": message.room_id, "message": payload, "prev_id": message.prev_id, "accepted_at": time.time()}
             )
         else:
             await self.send_frame(message_frame(payload))
@@ -294,7 +302,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             while self.bad_frames and self.bad_frames[0] < now - window:
                 self.bad_frames.popleft()
             if len(self.bad_frames) > limit:
-                log_event(logger, "ws_flood", user=self.username, conn=self.conn_id, reason="over 20 bad frames in 10 s")
+                log_event(
+                    logger, "ws_flood", user=self.username, conn=self.conn_id, reason="over 20 bad frames in 10 s"
+                )
                 await self.close_with(CLOSE_FLOOD)
 
     async def send_frame(self, frame: dict) -> None:

@@ -8,9 +8,10 @@ the database, not the thread, order what must be ordered (message ids per room).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings

@@ -72,16 +72,12 @@ def message_deleted(message) -> None:
 
 def room_user_banned(*, room, user_id: int) -> None:
     """Sockets of that user in the room get `left` with reason `banned`."""
-    _send_on_commit(
-        room_group_name(room.id), {"type": "chat.room_ban", "room_id": room.id, "user_id": user_id}
-    )
+    _send_on_commit(room_group_name(room.id), {"type": "chat.room_ban", "room_id": room.id, "user_id": user_id})
 
 
 def room_user_removed(*, room, user_id: int) -> None:
     """A member left or was removed from a private room: their sockets leave it."""
-    _send_on_commit(
-        room_group_name(room.id), {"type": "chat.room_removed", "room_id": room.id, "user_id": user_id}
-    )
+    _send_on_commit(room_group_name(room.id), {"type": "chat.room_removed", "room_id": room.id, "user_id": user_id})
 
 
 def room_updated(room) -> None:

@@ -73,9 +73,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         # PostgreSQL or Redis is unreachable (docs/operations.md runbook): a retryable 503, never a bare 500.
         logging.getLogger("chatsite.api").warning("api call failed: storage unavailable", exc_info=exc)
         return Response(
-            {"code": "unavailable", "detail": "The server cannot reach its storage right now; retry shortly.",
-             "retry_after": STORAGE_RETRY_AFTER},
-            status=503, headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+            {
+                "code": "unavailable",
+                "detail": "The server cannot reach its storage right now; retry shortly.",
+                "retry_after": STORAGE_RETRY_AFTER,
+            },
+            status=503,
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
         )
 
     response = exception_handler(exc, context)

@@ -17,7 +17,7 @@ from typing import Any
 class Frame:
     """One outgoing text frame, framed at most once for all the sockets it goes to."""
 
-    __slots__ = ("text", "_prepared")
+    __slots__ = ("_prepared", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text

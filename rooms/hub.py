@@ -323,9 +323,7 @@ class Hub:
         await self._room_broadcast(event["room_id"], message_edited_frame(event["message"]))
 
     async def _on_message_deleted(self, event: dict[str, Any]) -> None:
-        await self._room_broadcast(
-            event["room_id"], message_deleted_frame(room=event["slug"], message_id=event["id"])
-        )
+        await self._room_broadcast(event["room_id"], message_deleted_frame(room=event["slug"], message_id=event["id"]))
 
     async def _on_typing(self, event: dict[str, Any]) -> None:
         feed = self.feeds.get(event["room_id"])
@@ -406,7 +404,7 @@ class Hub:
             except Exception:  # Redis away: the entries expire and `reap` announces them later
                 logger.warning("presence leave of %d sockets failed", len(batch), exc_info=True)
                 continue
-            for (room_id, username, _conn), offline in zip(batch, went_offline):
+            for (room_id, username, _conn), offline in zip(batch, went_offline, strict=False):
                 if offline:
                     await self.publish_presence(room_id=room_id, username=username, online=False)
 

@@ -19,9 +19,7 @@ class Room(models.Model):
     # Id of the newest accepted message, updated under the room's row lock: the lock orders
     # message ids by commit, and readers use it to see whether they missed anything.
     last_message_id = models.BigIntegerField(default=0)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="rooms", blank=True
-    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms", blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -54,7 +52,8 @@ class Message(models.Model):
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "": the unique (author, client_id) constraint must ignore messages without one.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The room's previous message id when this one was accepted: a chain that lets a process
     # notice a broadcast the channel layer dropped.
     prev_id = models.BigIntegerField(default=0)

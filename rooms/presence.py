@@ -98,8 +98,11 @@ class RedisPresence:
         now = time.time()
         async with get_async_redis().pipeline(transaction=False) as pipe:
             for room_id, username, conn in entries:
-                await script(keys=[_users_key(room_id), _conns_prefix(room_id) + username],
-                             args=[username, conn, now], client=pipe)
+                await script(
+                    keys=[_users_key(room_id), _conns_prefix(room_id) + username],
+                    args=[username, conn, now],
+                    client=pipe,
+                )
             results = await pipe.execute()
         return [bool(result) for result in results]
 
@@ -124,9 +127,7 @@ class RedisPresence:
 
     async def reap(self, *, room_id: int) -> list[str]:
         """Usernames in the room all of whose sockets expired (a crashed process's users)."""
-        gone = await self._script(_REAP_LUA)(
-            keys=[_users_key(room_id)], args=[time.time(), _conns_prefix(room_id)]
-        )
+        gone = await self._script(_REAP_LUA)(keys=[_users_key(room_id)], args=[time.time(), _conns_prefix(room_id)])
         return [name.decode() for name in gone]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from django.conf import settings
 
@@ -69,7 +69,7 @@ class PingFrame:
     pass
 
 
-InboundFrame = Union[JoinFrame, LeaveFrame, MessageFrame, TypingFrame, PingFrame]
+InboundFrame = JoinFrame | LeaveFrame | MessageFrame | TypingFrame | PingFrame
 
 
 class FrameError(BadRequest):
@@ -142,7 +142,7 @@ def parse_frame(text: str) -> InboundFrame:
     except (ValueError, RecursionError):
         raise FrameError("Frame is not valid JSON.") from None
     if not isinstance(data, dict):
-        raise FrameError("Frame must be a JSON object with a \"type\".")
+        raise FrameError('Frame must be a JSON object with a "type".')
     frame_type = data.get("type")
     parser = _PARSERS.get(frame_type) if isinstance(frame_type, str) else None
     if parser is None:

@@ -82,11 +82,7 @@ def room_member_count(*, room: Room) -> int:
 
 def message_get_visible(*, user, message_id: int) -> Message:
     """A message (not deleted) in a room the user can read; NotFound otherwise."""
-    message = (
-        Message.objects.select_related("room", "author")
-        .filter(pk=message_id, deleted__isnull=True)
-        .first()
-    )
+    message = Message.objects.select_related("room", "author").filter(pk=message_id, deleted__isnull=True).first()
     if message is None:
         raise NotFound(f"No message {message_id}.")
     try:
@@ -119,9 +115,7 @@ def message_history(
 def messages_after(*, room_id: int, after: int, limit: int) -> list[Message]:
     """Replay for a socket: messages with id > after in order, deleted ones included (caller filters)."""
     return list(
-        Message.objects.filter(room_id=room_id, id__gt=after)
-        .select_related("author", "room")
-        .order_by("id")[:limit]
+        Message.objects.filter(room_id=room_id, id__gt=after).select_related("author", "room").order_by("id")[:limit]
     )
 
 

@@ -221,17 +221,32 @@ def _message_insert(*, room: Room, author, body: str, body_raw: str, client_id: 
         with connection.cursor() as cursor:
             cursor.execute(
                 _MESSAGE_INSERT_SQL,
-                {"room": room.pk, "author": author.pk, "body": body, "body_raw": body_raw, "created": created,
-                 "client_id": client_id},
+                {
+                    "room": room.pk,
+                    "author": author.pk,
+                    "body": body,
+                    "body_raw": body_raw,
+                    "created": created,
+                    "client_id": client_id,
+                },
             )
             message_id, prev_id = cursor.fetchone()
-        message = Message(id=message_id, room=room, author=author, body=body, body_raw=body_raw, created=created,
-                          client_id=client_id, prev_id=prev_id)
+        message = Message(
+            id=message_id,
+            room=room,
+            author=author,
+            body=body,
+            body_raw=body_raw,
+            created=created,
+            client_id=client_id,
+            prev_id=prev_id,
+        )
         message._state.adding, message._state.db = False, connection.alias
         return message
     prev_id = Room.objects.select_for_update().values_list("last_message_id", flat=True).get(pk=room.pk)
-    message = Message.objects.create(room=room, author=author, body=body, body_raw=body_raw, created=created,
-                                     client_id=client_id, prev_id=prev_id)
+    message = Message.objects.create(
+        room=room, author=author, body=body, body_raw=body_raw, created=created, client_id=client_id, prev_id=prev_id
+    )
     Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
     return message
 
@@ -335,8 +350,14 @@ def _room_restrict(*, model, action, noun: str, actor, room: Room, username: str
     restriction, _ = model.objects.update_or_create(
         room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
     )
-    _audit(actor=actor, action=action, room=room, target_user=user, reason=reason,
-           until=until.isoformat() if until else None)
+    _audit(
+        actor=actor,
+        action=action,
+        room=room,
+        target_user=user,
+        reason=reason,
+        until=until.isoformat() if until else None,
+    )
     return restriction, user
 
 
@@ -353,28 +374,46 @@ def _room_unrestrict(*, model, action, noun: str, actor, room: Room, username: s
 def room_ban(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomBan:
     """Ban a user from a room (owner or moderator): their sockets get `left`/`banned` at once."""
     with transaction.atomic():
-        ban, user = _room_restrict(model=RoomBan, action=AuditLog.Action.ROOM_BAN, noun="banned", actor=actor,
-                                   room=room, username=username, until=until, reason=reason)
+        ban, user = _room_restrict(
+            model=RoomBan,
+            action=AuditLog.Action.ROOM_BAN,
+            noun="banned",
+            actor=actor,
+            room=room,
+            username=username,
+            until=until,
+            reason=reason,
+        )
         events.room_user_banned(room=room, user_id=user.id)
     return ban
 
 
 def room_unban(*, actor, room: Room, username: str) -> None:
-    _room_unrestrict(model=RoomBan, action=AuditLog.Action.ROOM_UNBAN, noun="banned", actor=actor, room=room,
-                     username=username)
+    _room_unrestrict(
+        model=RoomBan, action=AuditLog.Action.ROOM_UNBAN, noun="banned", actor=actor, room=room, username=username
+    )
 
 
 def room_mute(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomMute:
     """Mute a user in a room: they read, every message they send answers `forbidden`."""
     with transaction.atomic():
-        mute, _ = _room_restrict(model=RoomMute, action=AuditLog.Action.ROOM_MUTE, noun="muted", actor=actor,
-                                 room=room, username=username, until=until, reason=reason)
+        mute, _ = _room_restrict(
+            model=RoomMute,
+            action=AuditLog.Action.ROOM_MUTE,
+            noun="muted",
+            actor=actor,
+            room=room,
+            username=username,
+            until=until,
+            reason=reason,
+        )
     return mute
 
 
 def room_unmute(*, actor, room: Room, username: str) -> None:
-    _room_unrestrict(model=RoomMute, action=AuditLog.Action.ROOM_UNMUTE, noun="muted", actor=actor, room=room,
-                     username=username)
+    _room_unrestrict(
+        model=RoomMute, action=AuditLog.Action.ROOM_UNMUTE, noun="muted", actor=actor, room=room, username=username
+    )
 
 
 def site_ban(*, actor, username: str, until: datetime | None = None, reason: str = "") -> SiteBan:
@@ -389,8 +428,13 @@ def site_ban(*, actor, username: str, until: datetime | None = None, reason: str
         ban, _ = SiteBan.objects.update_or_create(
             user=user, defaults={"until": until, "reason": reason, "created_by": actor}
         )
-        _audit(actor=actor, action=AuditLog.Action.SITE_BAN, target_user=user, reason=reason,
-               until=until.isoformat() if until else None)
+        _audit(
+            actor=actor,
+            action=AuditLog.Action.SITE_BAN,
+            target_user=user,
+            reason=reason,
+            until=until.isoformat() if until else None,
+        )
         events.user_site_banned(user_id=user.id)
     return ban
 

@@ -18,7 +18,10 @@ def _service_missing(reason: str):
 
 
 def pytest_runtest_setup(item):
-    if item.get_closest_marker("postgres") and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if (
+        item.get_closest_marker("postgres")
+        and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
+    ):
         _service_missing("this test needs PostgreSQL: set DATABASE_URL=postgres://... (make test does when it answers)")
     if item.get_closest_marker("redis") and not settings.REDIS_URL:
         _service_missing("this test needs Redis: set REDIS_URL=redis://... (make test does when it answers)")
@@ -98,7 +101,9 @@ def room_factory(db, user_factory):
     def make(slug: str | None = None, *, owner=None, is_private: bool = False, members=(), **fields):
         owner = owner or user_factory()
         slug = slug or f"room-{next(_counter)}"
-        room = room_create(user=owner, name=fields.pop("name", slug.title()), slug=slug, is_private=is_private, **fields)
+        room = room_create(
+            user=owner, name=fields.pop("name", slug.title()), slug=slug, is_private=is_private, **fields
+        )
         from rooms.models import Membership
 
         for member in members:

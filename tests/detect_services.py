@@ -22,7 +22,10 @@ if "DATABASE_URL" not in os.environ:
     if answers("127.0.0.1", 5432):
         exports["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres"
     else:
-        print("!!! PostgreSQL does not answer on 127.0.0.1:5432: using SQLite; PostgreSQL tests will SKIP", file=sys.stderr)
+        print(
+            "!!! PostgreSQL does not answer on 127.0.0.1:5432: using SQLite; PostgreSQL tests will SKIP",
+            file=sys.stderr,
+        )
 if "REDIS_URL" not in os.environ:
     if answers("127.0.0.1", 6379):
         exports["REDIS_URL"] = "redis://127.0.0.1:6379/15"

@@ -13,7 +13,7 @@ if _worker.startswith("gw") and os.environ.get("REDIS_URL") and "CHATSITE_TEST_R
     os.environ["REDIS_URL"] = f"{_base}/{int(_db or 0) - int(_worker[2:])}"
     os.environ["CHATSITE_TEST_REDIS_WORKER"] = _worker
 
-from chatsite.settings import *  # noqa: E402,F401,F403
+from chatsite.settings import *  # noqa: E402, F403
 
 # Tests never run collectstatic; find static files on each request instead of warning about STATIC_ROOT.
 WHITENOISE_AUTOREFRESH = True

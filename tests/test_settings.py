@@ -17,21 +17,46 @@ GOOD_SECRET = "Zq8v-3kT_pW9xLm2Rb7nYc4HsJd6Ef1Ga5Uo0Ii8Kw3Tr7Ye2Nx9Vb4Mq6Lz1Sa"
 
 def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
     """Run `code` after django.setup() in a fresh interpreter with exactly these chatsite variables."""
-    clean = {k: v for k, v in os.environ.items() if k not in {
-        "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "ALLOWED_ORIGINS", "HTTPS",
-        "RATE_LIMIT_MESSAGES", "AUTH_THROTTLE", "PORT", "HOST", "METRICS_TOKEN",
-    }}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DEBUG",
+            "SECRET_KEY",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "ALLOWED_HOSTS",
+            "ALLOWED_ORIGINS",
+            "HTTPS",
+            "RATE_LIMIT_MESSAGES",
+            "AUTH_THROTTLE",
+            "PORT",
+            "HOST",
+            "METRICS_TOKEN",
+        }
+    }
     script = "import django; django.setup()\nfrom django.conf import settings\n" + code
     return subprocess.run(
         [sys.executable, "-c", script],
-        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env},
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 @pytest.mark.parametrize(
     "rate,expected",
-    [("10/10s", (10, 10.0)), ("30/min", (30, 60.0)), ("5/m", (5, 60.0)), ("100/h", (100, 3600.0)), (" 2 / 3 s ", (2, 3.0)), ("1/day", (1, 86400.0))],
+    [
+        ("10/10s", (10, 10.0)),
+        ("30/min", (30, 60.0)),
+        ("5/m", (5, 60.0)),
+        ("100/h", (100, 3600.0)),
+        (" 2 / 3 s ", (2, 3.0)),
+        ("1/day", (1, 86400.0)),
+    ],
 )
 def test_parse_rate(rate, expected):
     """Rates read as N per window."""
@@ -109,8 +134,17 @@ def test_check_deploy_passes_in_production_config():
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DATABASE_URL", "REDIS_URL"}}
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**env, "DEBUG": "0", "SECRET_KEY": GOOD_SECRET, "HTTPS": "1",
-             "ALLOWED_HOSTS": "chat.example.com", "ALLOWED_ORIGINS": "https://chat.example.com"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **env,
+            "DEBUG": "0",
+            "SECRET_KEY": GOOD_SECRET,
+            "HTTPS": "1",
+            "ALLOWED_HOSTS": "chat.example.com",
+            "ALLOWED_ORIGINS": "https://chat.example.com",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr

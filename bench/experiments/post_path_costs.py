@@ -15,6 +15,7 @@ the broadcast. Rows are written to the bench room `bench10x20-0` by `benchuser0`
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import sys
@@ -53,12 +54,16 @@ def main() -> int:
     def timed(name, fn):
         w0, c0 = time.perf_counter(), time.process_time()
         out = [fn(i) for i in range(n)]
-        print(f"{name:44} wall {1e6 * (time.perf_counter() - w0) / n:7.0f} µs   "
-              f"cpu {1e6 * (time.process_time() - c0) / n:7.0f} µs")
+        print(
+            f"{name:44} wall {1e6 * (time.perf_counter() - w0) / n:7.0f} µs   "
+            f"cpu {1e6 * (time.process_time() - c0) / n:7.0f} µs"
+        )
         return out
 
-    timed("post_access, ORM (1 query)",
-          lambda i: selectors.post_access(user_id=user.id, room_id=room.id, client_id=f"x{run}-{i}"))
+    timed(
+        "post_access, ORM (1 query)",
+        lambda i: selectors.post_access(user_id=user.id, room_id=room.id, client_id=f"x{run}-{i}"),
+    )
     with CaptureQueriesContext(connection) as ctx:
         selectors.post_access(user_id=user.id, room_id=room.id, client_id=f"x{run}")
     sql = ctx.captured_queries[0]["sql"]
@@ -70,8 +75,9 @@ def main() -> int:
     def orm_tx(i):
         with transaction.atomic():
             last_id = Room.objects.select_for_update().values_list("last_message_id", flat=True).get(pk=room.pk)
-            message = Message.objects.create(room=room, author=user, body="b", body_raw="b",
-                                             client_id=f"y{run}-{i}", prev_id=last_id)
+            message = Message.objects.create(
+                room=room, author=user, body="b", body_raw="b", client_id=f"y{run}-{i}", prev_id=last_id
+            )
             Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
 
     timed("transaction, ORM (lock, insert, update)", orm_tx)
@@ -83,13 +89,19 @@ def main() -> int:
 
     rows = timed("transaction, one raw statement", raw_tx)
     ids = [row[0] for row in rows]
-    print("  raw: ids increasing", all(b > a for a, b in zip(ids, ids[1:])),
-          "| prev_id chain intact", all(row[1] == prev for row, prev in zip(rows[1:], ids)))
+    print(
+        "  raw: ids increasing",
+        all(b > a for a, b in itertools.pairwise(ids)),
+        "| prev_id chain intact",
+        all(row[1] == prev for row, prev in zip(rows[1:], ids, strict=False)),
+    )
     original = events._send
     events._send = lambda group, event: None
     try:
-        timed("message_post without the broadcast",
-              lambda i: services.message_post(user=user, room=room, body=f"t={i}", client_id=f"z{run}-{i}"))
+        timed(
+            "message_post without the broadcast",
+            lambda i: services.message_post(user=user, room=room, body=f"t={i}", client_id=f"z{run}-{i}"),
+        )
     finally:
         events._send = original
     return 0

@@ -49,7 +49,11 @@ def install() -> None:
             subscription.last_sent = message_id
             args = getattr(socket.base_send, "args", ())
             protocol = args[0] if args else None
-            if protocol is None or not hasattr(protocol, "sendPreparedMessage") or protocol.state != protocol.STATE_OPEN:
+            if (
+                protocol is None
+                or not hasattr(protocol, "sendPreparedMessage")
+                or protocol.state != protocol.STATE_OPEN
+            ):
                 await socket._send_text(text)
                 continue
             if prepared is None:
@@ -64,8 +68,14 @@ def install() -> None:
     def send_prepared(protocol, prepared) -> None:
         transport = protocol.transport
         sock = getattr(transport, "socket", None)
-        if (not direct or sock is None or transport.dataBuffer or transport._tempDataBuffer
-                or not transport.connected or transport.disconnecting):
+        if (
+            not direct
+            or sock is None
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or not transport.connected
+            or transport.disconnecting
+        ):
             protocol.sendPreparedMessage(prepared)
             return
         data = prepared.payloadHybi
@@ -96,7 +106,11 @@ def install() -> None:
             subscription.last_sent = message_id
             args = getattr(socket.base_send, "args", ())
             protocol = args[0] if args else None
-            if protocol is None or not hasattr(protocol, "sendPreparedMessage") or protocol.state != protocol.STATE_OPEN:
+            if (
+                protocol is None
+                or not hasattr(protocol, "sendPreparedMessage")
+                or protocol.state != protocol.STATE_OPEN
+            ):
                 await socket._send_text(text)
                 continue
             if prepared is None:

@@ -38,17 +38,16 @@ def install() -> None:
 
 
 if __name__ == "__main__":
+    import daphne.server  # noqa: F401  (installs the asyncio reactor before Django imports Twisted)
     import django
 
     from chatsite import serve
-
-    import daphne.server  # noqa: F401,E402  (installs the asyncio reactor before Django imports Twisted)
 
     django.setup()
     install()
     if os.environ.get("BENCH_DIRECT_WRITE") == "1":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from prepared_send import install as install_direct  # noqa: E402
+        from prepared_send import install as install_direct
 
         install_direct()
     serve.main(sys.argv[1:])

@@ -16,9 +16,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.urls import reverse
 
 from rooms.exceptions import ChatError
 from rooms.models import Message
@@ -136,8 +136,15 @@ def message_context_html(message: Message) -> str:
         style = "font-weight:bold;background:var(--selected-row,#ffc)" if item.pk == message.pk else ""
         state = " (deleted)" if item.is_deleted else ""
         # body_raw is what the author typed: shown escaped, so no markup from a user runs here.
-        return (style, url, item.pk, item.created.strftime("%Y-%m-%d %H:%M:%S"), item.author.username,
-                item.body_raw or item.body, state)
+        return (
+            style,
+            url,
+            item.pk,
+            item.created.strftime("%Y-%m-%d %H:%M:%S"),
+            item.author.username,
+            item.body_raw or item.body,
+            state,
+        )
 
     body = format_html_join(
         "",
@@ -145,7 +152,7 @@ def message_context_html(message: Message) -> str:
         (row(item) for item in rows),
     )
     return format_html(
-        '<table><thead><tr><th>id</th><th>created</th><th>author</th><th>message</th></tr></thead>'
+        "<table><thead><tr><th>id</th><th>created</th><th>author</th><th>message</th></tr></thead>"
         "<tbody>{}</tbody></table>",
         body,
     )
@@ -187,6 +194,7 @@ def moderation_links_html(message: Message, *, resolve_url: str | None = None) -
     if resolve_url:
         html = format_html(
             '<button type="submit" formaction="{}" formmethod="post" class="button">Resolve this report</button> {}',
-            resolve_url, html,
+            resolve_url,
+            html,
         )
     return html

@@ -5,14 +5,12 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path
 from django.db.models import Count, Exists, F, OuterRef, Q
-from django.urls import reverse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from rooms import services
-from rooms.exceptions import ChatError
 from rooms.admin.base import (
     ServiceModelAdmin,
     message_context_html,
@@ -20,6 +18,7 @@ from rooms.admin.base import (
     moderation_links_html,
     restriction_action,
 )
+from rooms.exceptions import ChatError
 from rooms.models import Message, Report
 
 
@@ -63,13 +62,15 @@ def _ban_authors_from_rooms(modeladmin, request, queryset, message_list: list[Me
         modeladmin.apply_each(
             request,
             pairs,
-            lambda pair: services.room_ban(actor=request.user, room=pair[0], username=pair[1], until=until,
-                                           reason=reason),
+            lambda pair: services.room_ban(
+                actor=request.user, room=pair[0], username=pair[1], until=until, reason=reason
+            ),
             done="Banned {count} author(s) from their room.",
         )
 
-    return restriction_action(modeladmin, request, queryset, title="Ban authors from the room", targets=targets,
-                              apply=apply)
+    return restriction_action(
+        modeladmin, request, queryset, title="Ban authors from the room", targets=targets, apply=apply
+    )
 
 
 def _ban_authors_site_wide(modeladmin, request, queryset, message_list: list[Message]):
@@ -83,8 +84,9 @@ def _ban_authors_site_wide(modeladmin, request, queryset, message_list: list[Mes
             done="Banned {count} author(s) site-wide.",
         )
 
-    return restriction_action(modeladmin, request, queryset, title="Ban authors site-wide", targets=usernames,
-                              apply=apply)
+    return restriction_action(
+        modeladmin, request, queryset, title="Ban authors site-wide", targets=usernames, apply=apply
+    )
 
 
 @admin.register(Message)
@@ -98,14 +100,28 @@ class MessageAdmin(ServiceModelAdmin):
     date_hierarchy = "created"
     list_select_related = ["room", "author"]
     ordering = ["-id"]
-    fields = ["id", "room", "author", "body_raw", "moderate", "created", "edited", "deleted", "deleted_by",
-              "client_id", "reports_list", "context"]
+    fields = [
+        "id",
+        "room",
+        "author",
+        "body_raw",
+        "moderate",
+        "created",
+        "edited",
+        "deleted",
+        "deleted_by",
+        "client_id",
+        "reports_list",
+        "context",
+    ]
     readonly_fields = fields
     actions = ["delete_selected", "restore_selected", "ban_authors_from_room", "ban_authors_site_wide"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            open_report_count=Count("reports", filter=Q(reports__resolved__isnull=True))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(open_report_count=Count("reports", filter=Q(reports__resolved__isnull=True)))
         )
 
     def has_add_permission(self, request):
@@ -137,8 +153,13 @@ class MessageAdmin(ServiceModelAdmin):
                 "",
                 '<li><a href="{}">{} by {}: {}</a>{}</li>',
                 (
-                    (reverse("admin:rooms_report_change", args=[report.pk]), report.created.strftime("%Y-%m-%d %H:%M"),
-                     report.reporter.username, report.reason, " (resolved)" if report.resolved else "")
+                    (
+                        reverse("admin:rooms_report_change", args=[report.pk]),
+                        report.created.strftime("%Y-%m-%d %H:%M"),
+                        report.reporter.username,
+                        report.reason,
+                        " (resolved)" if report.resolved else "",
+                    )
                     for report in reports
                 ),
             ),
@@ -207,16 +228,36 @@ class OpenReportFilter(admin.SimpleListFilter):
 class ReportAdmin(ServiceModelAdmin):
     """The report queue: open reports first, newest first; the message shown in its context."""
 
-    list_display = ["id", "is_open", "message_link", "message_author", "room", "reporter", "reason", "created",
-                    "message_deleted"]
+    list_display = [
+        "id",
+        "is_open",
+        "message_link",
+        "message_author",
+        "room",
+        "reporter",
+        "reason",
+        "created",
+        "message_deleted",
+    ]
     list_display_links = ["id", "reason"]
     list_filter = [OpenReportFilter, "message__room", "created"]
     search_fields = ["reason", "message__body_raw", "reporter__username", "message__author__username"]
     list_select_related = ["message__room", "message__author", "reporter"]
     # Open (resolved is NULL) first on every database, then the newest.
     ordering = [F("resolved").desc(nulls_first=True), "-created"]
-    fields = ["id", "message_link", "message_author", "room", "reporter", "reason", "moderate", "created",
-              "resolved", "resolved_by", "context"]
+    fields = [
+        "id",
+        "message_link",
+        "message_author",
+        "room",
+        "reporter",
+        "reason",
+        "moderate",
+        "created",
+        "resolved",
+        "resolved_by",
+        "context",
+    ]
     readonly_fields = fields
     actions = ["resolve_selected", "delete_reported_messages", "ban_authors_from_room", "ban_authors_site_wide"]
 
@@ -235,8 +276,12 @@ class ReportAdmin(ServiceModelAdmin):
 
     @admin.display(description="message")
     def message_link(self, report: Report) -> str:
-        return format_html('<a href="{}">#{}</a> {}', reverse("admin:rooms_message_change", args=[report.message_id]),
-                           report.message_id, message_excerpt(report.message, 60))
+        return format_html(
+            '<a href="{}">#{}</a> {}',
+            reverse("admin:rooms_message_change", args=[report.message_id]),
+            report.message_id,
+            message_excerpt(report.message, 60),
+        )
 
     @admin.display(description="author", ordering="message__author__username")
     def message_author(self, report: Report) -> str:
@@ -260,8 +305,9 @@ class ReportAdmin(ServiceModelAdmin):
         return moderation_links_html(report.message, resolve_url=resolve_url)
 
     def get_urls(self):
-        resolve = path("<path:object_id>/resolve/", self.admin_site.admin_view(self.resolve_view),
-                       name="rooms_report_resolve")
+        resolve = path(
+            "<path:object_id>/resolve/", self.admin_site.admin_view(self.resolve_view), name="rooms_report_resolve"
+        )
         return [resolve, *super().get_urls()]
 
     def resolve_view(self, request, object_id):

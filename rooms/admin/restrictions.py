@@ -78,8 +78,12 @@ class RestrictionAdmin(ServiceModelAdmin):
         self._lift(request, obj)
 
     def delete_queryset(self, request, queryset) -> None:
-        self.apply_each(request, queryset.select_related(*self.list_select_related),
-                        lambda obj: self._lift(request, obj), done="Lifted {count}.")
+        self.apply_each(
+            request,
+            queryset.select_related(*self.list_select_related),
+            lambda obj: self._lift(request, obj),
+            done="Lifted {count}.",
+        )
 
     def get_deleted_objects(self, objs, request):
         objs = list(objs)
@@ -89,8 +93,9 @@ class RestrictionAdmin(ServiceModelAdmin):
 @admin.register(RoomBan)
 class RoomBanAdmin(RestrictionAdmin):
     def _apply(self, request, obj, form):
-        return services.room_ban(actor=request.user, room=obj.room, username=obj.user.username, until=obj.until,
-                                 reason=obj.reason)
+        return services.room_ban(
+            actor=request.user, room=obj.room, username=obj.user.username, until=obj.until, reason=obj.reason
+        )
 
     def _lift(self, request, obj) -> None:
         services.room_unban(actor=request.user, room=obj.room, username=obj.user.username)
@@ -99,8 +104,9 @@ class RoomBanAdmin(RestrictionAdmin):
 @admin.register(RoomMute)
 class RoomMuteAdmin(RestrictionAdmin):
     def _apply(self, request, obj, form):
-        return services.room_mute(actor=request.user, room=obj.room, username=obj.user.username, until=obj.until,
-                                  reason=obj.reason)
+        return services.room_mute(
+            actor=request.user, room=obj.room, username=obj.user.username, until=obj.until, reason=obj.reason
+        )
 
     def _lift(self, request, obj) -> None:
         services.room_unmute(actor=request.user, room=obj.room, username=obj.user.username)

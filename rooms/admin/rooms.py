@@ -14,8 +14,16 @@ ROOM_EDITABLE = ["name", "topic", "slow_mode_seconds"]
 
 @admin.register(Room)
 class RoomAdmin(ServiceModelAdmin):
-    list_display = ["slug", "name", "owner", "is_private", "slow_mode_seconds", "member_count", "last_message_id",
-                    "created"]
+    list_display = [
+        "slug",
+        "name",
+        "owner",
+        "is_private",
+        "slow_mode_seconds",
+        "member_count",
+        "last_message_id",
+        "created",
+    ]
     list_filter = ["is_private", "created"]
     search_fields = ["slug", "name", "topic", "owner__username"]
     list_select_related = ["owner"]

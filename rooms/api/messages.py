@@ -13,10 +13,10 @@ from rooms.api.base import ERROR, ChatAPIView, message_for, validated
 from rooms.protocol import message_dict
 from rooms.serializers import (
     MessageEditSerializer,
+    MessageHistoryQuerySerializer,
     MessagePageSerializer,
     MessagePostSerializer,
     MessageSerializer,
-    MessageHistoryQuerySerializer,
     ReportCreatedSerializer,
     ReportSerializer,
 )

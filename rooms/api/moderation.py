@@ -16,22 +16,30 @@ _DELETE_RESPONSES = {204: None, 401: ERROR, 403: ERROR, 404: ERROR}
 
 
 def _restriction_dict(restriction, *, username: str, room_slug: str | None = None) -> dict:
-    data = {"username": username, "until": restriction.until, "reason": restriction.reason,
-            "created": restriction.created}
+    data = {
+        "username": username,
+        "until": restriction.until,
+        "reason": restriction.reason,
+        "created": restriction.created,
+    }
     if room_slug is not None:
         data["room"] = room_slug
     return data
 
 
 class RoomBanListView(ChatAPIView):
-    @extend_schema(request=RestrictionCreateSerializer, responses=_CREATE_RESPONSES,
-                   description="Ban a user from the room; their open sockets leave it at once.")
+    @extend_schema(
+        request=RestrictionCreateSerializer,
+        responses=_CREATE_RESPONSES,
+        description="Ban a user from the room; their open sockets leave it at once.",
+    )
     def post(self, request: Request, slug: str) -> Response:
         room = selectors.room_get_visible(user=request.user, slug=slug)
         data = validated(RestrictionCreateSerializer, request.data)
         ban = services.room_ban(actor=request.user, room=room, **data)
-        return Response(_restriction_dict(ban, username=data["username"], room_slug=room.slug),
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            _restriction_dict(ban, username=data["username"], room_slug=room.slug), status=status.HTTP_201_CREATED
+        )
 
 
 class RoomBanDetailView(ChatAPIView):
@@ -43,14 +51,18 @@ class RoomBanDetailView(ChatAPIView):
 
 
 class RoomMuteListView(ChatAPIView):
-    @extend_schema(request=RestrictionCreateSerializer, responses=_CREATE_RESPONSES,
-                   description="Mute a user in the room: they may read, not post.")
+    @extend_schema(
+        request=RestrictionCreateSerializer,
+        responses=_CREATE_RESPONSES,
+        description="Mute a user in the room: they may read, not post.",
+    )
     def post(self, request: Request, slug: str) -> Response:
         room = selectors.room_get_visible(user=request.user, slug=slug)
         data = validated(RestrictionCreateSerializer, request.data)
         mute = services.room_mute(actor=request.user, room=room, **data)
-        return Response(_restriction_dict(mute, username=data["username"], room_slug=room.slug),
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            _restriction_dict(mute, username=data["username"], room_slug=room.slug), status=status.HTTP_201_CREATED
+        )
 
 
 class RoomMuteDetailView(ChatAPIView):
@@ -62,8 +74,11 @@ class RoomMuteDetailView(ChatAPIView):
 
 
 class SiteBanListView(ChatAPIView):
-    @extend_schema(request=RestrictionCreateSerializer, responses=_CREATE_RESPONSES,
-                   description="Ban a user site-wide (moderators): sockets close with 4003, REST answers 403.")
+    @extend_schema(
+        request=RestrictionCreateSerializer,
+        responses=_CREATE_RESPONSES,
+        description="Ban a user site-wide (moderators): sockets close with 4003, REST answers 403.",
+    )
     def post(self, request: Request) -> Response:
         data = validated(RestrictionCreateSerializer, request.data)
         ban = services.site_ban(actor=request.user, **data)

@@ -33,7 +33,9 @@ def throttled(rate: str):
 
 def test_register_creates_user():
     """A valid registration answers 201 {id, username} and the user can log in."""
-    response = APIClient().post("/api/v1/auth/register/", {"username": "carol", "password": "Tr1cky-horse-battery"}, format="json")
+    response = APIClient().post(
+        "/api/v1/auth/register/", {"username": "carol", "password": "Tr1cky-horse-battery"}, format="json"
+    )
     assert response.status_code == 201
     user = User.objects.get(username="carol")
     assert response.json() == {"id": user.id, "username": "carol"}
@@ -43,7 +45,9 @@ def test_register_creates_user():
 def test_register_with_email():
     """An optional email is stored."""
     response = APIClient().post(
-        "/api/v1/auth/register/", {"username": "dave", "password": "Tr1cky-horse-battery", "email": "d@example.com"}, format="json"
+        "/api/v1/auth/register/",
+        {"username": "dave", "password": "Tr1cky-horse-battery", "email": "d@example.com"},
+        format="json",
     )
     assert response.status_code == 201
     assert User.objects.get(username="dave").email == "d@example.com"
@@ -61,7 +65,9 @@ def test_register_applies_password_validators(password):
 def test_register_taken_username(user_factory):
     """A taken username (any case) is a 400 field error."""
     user_factory("erin")
-    response = APIClient().post("/api/v1/auth/register/", {"username": "ERIN", "password": "Tr1cky-horse-battery"}, format="json")
+    response = APIClient().post(
+        "/api/v1/auth/register/", {"username": "ERIN", "password": "Tr1cky-horse-battery"}, format="json"
+    )
     assert response.status_code == 400
     assert "username" in response.json()
     assert User.objects.filter(username__iexact="erin").count() == 1
@@ -105,8 +111,13 @@ def test_register_throttled_per_address():
     client = APIClient()
     with throttled("2/60s"):
         for i in range(2):
-            assert client.post("/api/v1/auth/register/", {"username": f"u{i}", "password": "x"}, format="json").status_code == 400
-        response = client.post("/api/v1/auth/register/", {"username": "u9", "password": "Tr1cky-horse-battery"}, format="json")
+            assert (
+                client.post("/api/v1/auth/register/", {"username": f"u{i}", "password": "x"}, format="json").status_code
+                == 400
+            )
+        response = client.post(
+            "/api/v1/auth/register/", {"username": "u9", "password": "Tr1cky-horse-battery"}, format="json"
+        )
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert response.json()["code"] == "rate_limited"
@@ -133,6 +144,7 @@ def test_throttle_ignores_forged_forwarded_for_from_public_peer():
 def test_throttle_uses_address_seen_by_local_proxy():
     """Behind nginx on loopback, clients are told apart by the address nginx appended."""
     with throttled("1/60s"):
+
         def via_proxy(chain: str) -> int:
             client = APIClient(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=chain)
             return client.post("/api/v1/auth/token/", {}, format="json").status_code
@@ -162,7 +174,9 @@ def test_register_race_on_username_is_400(user_factory, monkeypatch):
 
     user_factory("racer")
     monkeypatch.setattr(RegisterSerializer, "validate_username", lambda self, value: value)
-    response = APIClient().post("/api/v1/auth/register/", {"username": "racer", "password": "Tr1cky-horse-battery"}, format="json")
+    response = APIClient().post(
+        "/api/v1/auth/register/", {"username": "racer", "password": "Tr1cky-horse-battery"}, format="json"
+    )
     assert response.status_code == 400
     assert "username" in response.json()
 
@@ -212,7 +226,9 @@ def test_token_inactive_user(user_factory, password):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("body", [{}, {"username": "x"}, {"username": 1, "password": 2}, [1, 2], {"username": "x" * 10_000, "password": "y"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"username": "x"}, {"username": 1, "password": 2}, [1, 2], {"username": "x" * 10_000, "password": "y"}]
+)
 def test_token_bad_bodies(body):
     """Missing or mistyped credentials answer 400."""
     assert APIClient().post("/api/v1/auth/token/", body, format="json").status_code == 400
@@ -229,7 +245,9 @@ def test_token_site_banned(user_factory, moderator_factory, password):
 def test_refresh(user_factory):
     """A refresh token answers 200 {access} and the new access token works."""
     user = user_factory()
-    response = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": str(RefreshToken.for_user(user))}, format="json")
+    response = APIClient().post(
+        "/api/v1/auth/token/refresh/", {"refresh": str(RefreshToken.for_user(user))}, format="json"
+    )
     assert response.status_code == 200
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
@@ -310,7 +328,9 @@ def test_me_anonymous_401():
     assert response.json()["code"] == "not_authenticated"
 
 
-@pytest.mark.parametrize("header", ["Bearer nonsense", "Bearer ", "Bearer a.b.c", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 5000])
+@pytest.mark.parametrize(
+    "header", ["Bearer nonsense", "Bearer ", "Bearer a.b.c", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 5000]
+)
 def test_me_bad_credentials_401(header):
     """A malformed or wrong Authorization header answers 401."""
     client = APIClient()
@@ -412,7 +432,10 @@ def test_ws_ticket_single_use(user_factory):
 def test_ws_tickets_are_distinct(user_factory):
     """Every call issues a new ticket."""
     client = bearer(user_factory())
-    assert client.post("/api/v1/auth/ws-ticket/").json()["ticket"] != client.post("/api/v1/auth/ws-ticket/").json()["ticket"]
+    assert (
+        client.post("/api/v1/auth/ws-ticket/").json()["ticket"]
+        != client.post("/api/v1/auth/ws-ticket/").json()["ticket"]
+    )
 
 
 @override_settings(CHAT_TICKET_TTL_SECONDS=1)

@@ -24,8 +24,11 @@ def _free_port() -> int:
 def fake_server(request):
     """A fake /ws/chat/ server started with the options given by indirect parametrization."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_server.py"), "--port", str(port),
-                             *getattr(request, "param", [])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "fake_server.py"), "--port", str(port), *getattr(request, "param", [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -40,19 +43,58 @@ def fake_server(request):
 
 def _loadtest(tmp_path: Path, *args: str) -> dict:
     tokens = tmp_path / "tokens.json"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "loadtest.py"), "fake-setup", "--users", "40",
-                    "--rooms", "4", "--out", str(tokens)], check=True, timeout=30)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "loadtest.py"),
+            "fake-setup",
+            "--users",
+            "40",
+            "--rooms",
+            "4",
+            "--out",
+            str(tokens),
+        ],
+        check=True,
+        timeout=30,
+    )
     out = tmp_path / "summary.json"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "loadtest.py"), *args, "--tokens", str(tokens),
-                    "--json", str(out), "--settle", "0.1"], check=True, timeout=90, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "loadtest.py"),
+            *args,
+            "--tokens",
+            str(tokens),
+            "--json",
+            str(out),
+            "--settle",
+            "0.1",
+        ],
+        check=True,
+        timeout=90,
+        capture_output=True,
+    )
     return json.loads(out.read_text())
 
 
 def test_clean_server_reports_every_delivery(fake_server, tmp_path):
     """Against a correct server: all 40 sockets connect and every message reaches its 10 room members."""
     port, pid = fake_server
-    summary = _loadtest(tmp_path, "run", "--port", str(port), "--server-pid", str(pid),
-                        "--rate", "100", "--duration", "1", "--grace", "2")
+    summary = _loadtest(
+        tmp_path,
+        "run",
+        "--port",
+        str(port),
+        "--server-pid",
+        str(pid),
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--grace",
+        "2",
+    )
     res = summary["result"]
     assert summary["connect"]["connected"] == 40
     assert res["sent"] == 100 and res["accepted"] == 100
@@ -62,8 +104,11 @@ def test_clean_server_reports_every_delivery(fake_server, tmp_path):
     assert summary["connect"]["server_kib_per_socket"] is not None
 
 
-@pytest.mark.parametrize("fake_server", [["--drop-every", "50", "--dup-every", "70", "--swap-every", "5",
-                                          "--reject-every", "20"]], indirect=True)
+@pytest.mark.parametrize(
+    "fake_server",
+    [["--drop-every", "50", "--dup-every", "70", "--swap-every", "5", "--reject-every", "20"]],
+    indirect=True,
+)
 def test_misbehaving_server_is_caught(fake_server, tmp_path):
     """Dropped, duplicated, reordered and rejected deliveries are each counted, none hidden."""
     port, _pid = fake_server
@@ -80,7 +125,23 @@ def test_misbehaving_server_is_caught(fake_server, tmp_path):
 def test_capacity_mode_ramps_and_reports_last_passing_rate(fake_server, tmp_path):
     """Capacity mode runs its steps at x factor and names the last rate that passed."""
     port, _pid = fake_server
-    summary = _loadtest(tmp_path, "capacity", "--port", str(port), "--rate", "50", "--factor", "2",
-                        "--duration", "0.5", "--grace", "1", "--max-steps", "2", "--pause", "0")
+    summary = _loadtest(
+        tmp_path,
+        "capacity",
+        "--port",
+        str(port),
+        "--rate",
+        "50",
+        "--factor",
+        "2",
+        "--duration",
+        "0.5",
+        "--grace",
+        "1",
+        "--max-steps",
+        "2",
+        "--pause",
+        "0",
+    )
     assert [s["offered_msgs_per_s"] for s in summary["steps"]] == [50, 100]
     assert summary["capacity"]["last_passing_msgs_per_s"] == 100

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from django.conf import settings
 
 from tests.support.servers import ROOT, free_port, test_database_url
@@ -49,11 +48,27 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10) -> "RedisServer":
+    def start(self, timeout: float = 10) -> RedisServer:
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -137,13 +152,23 @@ class Cluster:
         }
         return subprocess.run(
             [sys.executable, str(CLUSTER), *args, "--run-dir", str(self.run_dir)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         result = self._run(
-            "start", "--processes", str(self.processes), "--port", str(self.port),
-            "--first-backend-port", str(self.backend_ports[0]), "--no-seed",
+            "start",
+            "--processes",
+            str(self.processes),
+            "--port",
+            str(self.port),
+            "--first-backend-port",
+            str(self.backend_ports[0]),
+            "--no-seed",
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return self

@@ -31,7 +31,9 @@ class ResumingClient:
         self.joined = asyncio.Event()
 
     def _message_frame(self, client_id: str) -> str:
-        return json.dumps({"type": "message", "room": self.room, "body": self.outbox[client_id], "client_id": client_id})
+        return json.dumps(
+            {"type": "message", "room": self.room, "body": self.outbox[client_id], "client_id": client_id}
+        )
 
     async def send(self, body: str) -> str:
         client_id = str(uuid.uuid4())
@@ -63,7 +65,7 @@ class ResumingClient:
                     self.close_codes.append(ws.close_code)
             except websockets.ConnectionClosed as closed:
                 self.close_codes.append(closed.rcvd.code if closed.rcvd else None)
-            except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError):
+            except (TimeoutError, OSError, websockets.InvalidHandshake):
                 pass
             self.ws = None
             self.joined.clear()
@@ -111,7 +113,7 @@ class TcpProxy:
         self._conns: list = []
         self._lock = __import__("threading").Lock()
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         import socket
         import threading
 

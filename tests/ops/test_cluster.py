@@ -152,7 +152,11 @@ def test_cluster_refuses_to_start_without_redis_and_postgres(tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
     result = subprocess.run(
         [sys.executable, str(CLUSTER), "start", "--run-dir", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "REDIS_URL=redis://" in result.stderr
@@ -164,7 +168,10 @@ def test_cluster_stop_with_nothing_running_is_harmless(tmp_path):
     """`make cluster-stop` when nothing runs says so and succeeds."""
     result = subprocess.run(
         [sys.executable, str(CLUSTER), "stop", "--run-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0
     assert "nothing running" in result.stdout

@@ -15,8 +15,12 @@ from tests.support.servers import ROOT
 
 DEPLOY = ROOT / "deploy"
 CONTRACT_METRICS = (
-    "chat_ws_connections", "chat_rooms_joined", "chat_messages_accepted_total", "chat_frames_rejected_total",
-    "chat_delivery_latency_seconds", "chat_layer_messages_total",
+    "chat_ws_connections",
+    "chat_rooms_joined",
+    "chat_messages_accepted_total",
+    "chat_frames_rejected_total",
+    "chat_delivery_latency_seconds",
+    "chat_layer_messages_total",
 )
 
 
@@ -36,9 +40,24 @@ def self_signed(tmp_path):
         tool_missing("needs /usr/bin/openssl to make a throwaway certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=chat.example.com",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=chat.example.com",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -59,7 +78,8 @@ def test_production_nginx_site_passes_nginx_t(tmp_path, self_signed):
     )
     result = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-e", f"{tmp_path}/error.log", "-c", str(tmp_path / "nginx.conf")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
 
@@ -141,7 +161,9 @@ def test_prometheus_rules_and_scrape_jobs_parse():
     """The alert rules and scrape jobs are valid YAML and only query series chatsite exposes."""
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
-    assert exprs and all(rule.get("alert") and rule.get("annotations") for group in rules["groups"] for rule in group["rules"])
+    assert exprs and all(
+        rule.get("alert") and rule.get("annotations") for group in rules["groups"] for rule in group["rules"]
+    )
     exposed = set(CONTRACT_METRICS) | {"chat_handshakes_refused_total", "up"}
     for expr in exprs:
         for name in re.findall(r"\b(chat_\w+|up)\b", expr):

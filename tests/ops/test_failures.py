@@ -46,9 +46,7 @@ def test_delivery_resumes_after_redis_restart(daphne_factory, redis_server, user
         await asyncio.sleep(1)
         await asyncio.to_thread(redis_server.start)
         for server in (first, second):
-            status = await asyncio.to_thread(
-                wait_until, lambda s=server: _ready(s)[0] == 200, timeout=20
-            )
+            status = await asyncio.to_thread(wait_until, lambda s=server: _ready(s)[0] == 200, timeout=20)
             assert status, f"/readyz of {server.port} never recovered"
 
         after = await sender.send("after the restart")
@@ -60,7 +58,7 @@ def test_delivery_resumes_after_redis_restart(daphne_factory, redis_server, user
         await asyncio.gather(*tasks)
         return sender, receiver, before, after, delivered
 
-    sender, receiver, before, after, delivered = asyncio.run(scenario())
+    sender, receiver, _before, _after, delivered = asyncio.run(scenario())
     assert delivered, f"receiver got {[m['body'] for m in receiver.messages]}"
     assert not sender.outbox
 
@@ -137,7 +135,9 @@ def test_postgres_outage_answers_an_error_frame(daphne_factory, user_factory, ro
 
 def _post(server, token: str, slug: str, body: str) -> tuple[int, dict, dict]:
     request = urllib.request.Request(
-        f"{server.http_url}/api/v1/rooms/{slug}/messages/", data=json.dumps({"body": body}).encode(), method="POST",
+        f"{server.http_url}/api/v1/rooms/{slug}/messages/",
+        data=json.dumps({"body": body}).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
@@ -181,5 +181,7 @@ def test_rest_post_while_redis_is_down_answers_503(daphne_factory, redis_server,
     assert "Retry-After" in headers
     from rooms.models import Message
 
-    assert not Message.objects.filter(body="during the outage").exists(), "answered 503 but stored: a retry would duplicate it"
+    assert not Message.objects.filter(body="during the outage").exists(), (
+        "answered 503 but stored: a retry would duplicate it"
+    )
     assert wait_until(lambda: _post(server, token, room.slug, "after")[0] == 201, timeout=15)

@@ -110,14 +110,18 @@ def test_readyz_follows_redis_stop_and_start(daphne_factory, redis_server):
     assert _get(server.http_url + "/readyz")[0] == 200
 
     redis_server.stop()
-    status, body = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(_get(server.http_url + "/readyz")), timeout=10)
+    status, body = wait_until(
+        lambda: (lambda r: r if r[0] == 503 else None)(_get(server.http_url + "/readyz")), timeout=10
+    )
     assert status == 503
     assert "channel_layer" in body["failing"]
     assert body["checks"]["database"] == "ok"
     assert _get(server.http_url + "/healthz") == (200, {"status": "ok"})
 
     redis_server.start()
-    status, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(_get(server.http_url + "/readyz")), timeout=15)
+    status, body = wait_until(
+        lambda: (lambda r: r if r[0] == 200 else None)(_get(server.http_url + "/readyz")), timeout=15
+    )
     assert (status, body["failing"]) == (200, [])
 
 

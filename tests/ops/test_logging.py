@@ -92,7 +92,9 @@ def test_log_format_json_configures_root_logging():
         "log_event(logging.getLogger('chatsite.test'), 'ws.open', user='alice', room='lobby')"
     )
     env = {**os.environ, "LOG_FORMAT": "json", "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatsite.settings"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     entry = json.loads(result.stderr.strip().splitlines()[-1])
     assert (entry["event"], entry["user"], entry["room"]) == ("ws.open", "alice", "lobby")
 

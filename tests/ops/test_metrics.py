@@ -153,7 +153,9 @@ def test_right_token_scrapes_from_anywhere(client):
     """With the right bearer token any client, proxied or remote, may scrape."""
     with override_settings(METRICS_TOKEN="s3cret-metrics-token"):
         response = client.get(
-            "/metrics", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="198.51.100.1",
+            "/metrics",
+            REMOTE_ADDR="203.0.113.7",
+            HTTP_X_FORWARDED_FOR="198.51.100.1",
             HTTP_AUTHORIZATION="Bearer s3cret-metrics-token",
         )
     assert response.status_code == 200
@@ -188,7 +190,10 @@ def _start_worker(multiproc_dir, accepted: int, sockets: int, then: str) -> subp
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-c", _WORKER, str(accepted), str(sockets), then],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "ready"
     return proc
@@ -234,6 +239,7 @@ def test_killed_process_stops_counting_open_sockets(tmp_path):
 
 # The same with real daphne processes sharing PROMETHEUS_MULTIPROC_DIR, as make cluster runs them.
 
+
 def _scrape_url(base: str) -> dict[tuple, float]:
     import urllib.request
 
@@ -246,7 +252,9 @@ def _post_message(base: str, token: str, slug: str, body: str) -> int:
     import urllib.request
 
     request = urllib.request.Request(
-        f"{base}/api/v1/rooms/{slug}/messages/", data=json.dumps({"body": body}).encode(), method="POST",
+        f"{base}/api/v1/rooms/{slug}/messages/",
+        data=json.dumps({"body": body}).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -291,8 +299,10 @@ def test_killed_process_sockets_leave_the_gauge(daphne_factory, tmp_path, user_f
 
     async def hold_sockets() -> tuple[float, float]:
         headers = {"Authorization": f"Bearer {token}"}
-        async with websockets.connect(survivor.ws_url, additional_headers=headers), \
-                websockets.connect(victim.ws_url, additional_headers=headers):
+        async with (
+            websockets.connect(survivor.ws_url, additional_headers=headers),
+            websockets.connect(victim.ws_url, additional_headers=headers),
+        ):
             await asyncio.sleep(0.3)
             during = (await asyncio.to_thread(_scrape_url, survivor.http_url))[key]
             await asyncio.to_thread(victim.kill)

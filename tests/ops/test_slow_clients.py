@@ -21,7 +21,7 @@ def _trickle_headers(port: int, *, limit: float) -> float | None:
                 line += 1
                 if sock.recv(1024) == b"":
                     return time.monotonic() - started
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return time.monotonic() - started

@@ -52,7 +52,11 @@ async def test_presence_is_global_across_processes(world, second_server):
     bob = await connect(second_server, token=world.tokens["bob"])
     assert (await join(bob, "lobby"))["online"] == ["alice", "bob"]
     assert await recv_until(alice, lambda f: f["type"] == "presence" and f["user"] == "bob") == {
-        "type": "presence", "room": "lobby", "user": "bob", "online": True}
+        "type": "presence",
+        "room": "lobby",
+        "user": "bob",
+        "online": True,
+    }
     await bob.close()
     assert (await recv_until(alice, lambda f: f["type"] == "presence" and f["user"] == "bob"))["online"] is False
     await alice.close()
@@ -119,7 +123,7 @@ async def chat_until_killed(world, servers, kill, *, messages_before=30, message
                 frame = await recv(ws, timeout=5)
                 if ws is bob and frame["type"] == "message":
                     bob_ids.append(frame["message"]["id"])
-        except (websockets.ConnectionClosed, asyncio.TimeoutError):
+        except (TimeoutError, websockets.ConnectionClosed):
             pass
     # Reconnect elsewhere and resume after the last id seen; alice re-sends unacknowledged client_ids.
     alice = await connect(servers[1], token=world.tokens["alice"])
@@ -138,7 +142,7 @@ async def chat_until_killed(world, servers, kill, *, messages_before=30, message
             break
         try:
             frame = await recv(bob, timeout=1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         if frame["type"] == "message":
             bob_ids.append(frame["message"]["id"])

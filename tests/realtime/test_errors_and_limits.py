@@ -35,7 +35,10 @@ BAD_FRAMES = [
     ("message with numeric body", json.dumps({"type": "message", "room": "lobby", "body": 5})),
     ("message with empty body", json.dumps({"type": "message", "room": "lobby", "body": "   "})),
     ("message with object client_id", json.dumps({"type": "message", "room": "lobby", "body": "x", "client_id": {}})),
-    ("message with long client_id", json.dumps({"type": "message", "room": "lobby", "body": "x", "client_id": "c" * 65})),
+    (
+        "message with long client_id",
+        json.dumps({"type": "message", "room": "lobby", "body": "x", "client_id": "c" * 65}),
+    ),
     ("typing without room", json.dumps({"type": "typing"})),
     ("leave with list room", json.dumps({"type": "leave", "room": ["lobby"]})),
     ("deeply nested", "[" * 5000 + "]" * 5000),

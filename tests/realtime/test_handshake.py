@@ -113,8 +113,12 @@ async def test_session_cookie_without_origin_is_refused(world, password):
 
 
 FOREIGN_ORIGINS = [
-    "http://evil.example", "https://127.0.0.1:{port}", "http://127.0.0.1:{other}", "http://127.0.0.2:{port}",
-    "null", "http://127.0.0.1:{port}.evil.example",
+    "http://evil.example",
+    "https://127.0.0.1:{port}",
+    "http://127.0.0.1:{other}",
+    "http://127.0.0.2:{port}",
+    "null",
+    "http://127.0.0.1:{port}.evil.example",
 ]
 
 

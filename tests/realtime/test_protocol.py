@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -57,7 +56,7 @@ async def test_body_is_sanitised_before_broadcast(world):
     """Script markup is escaped and bare links become safe links in the broadcast frame."""
     alice = await connect(world.server, token=world.tokens["alice"])
     await join(alice, "lobby")
-    await post(alice, "lobby", '<script>alert(1)</script><img src=x onerror=alert(1)> see https://example.com')
+    await post(alice, "lobby", "<script>alert(1)</script><img src=x onerror=alert(1)> see https://example.com")
     body = (await recv_type(alice, "message"))["message"]["body"]
     assert "<script" not in body and "<img" not in body
     assert '<a href="https://example.com" rel="nofollow noopener">https://example.com</a>' in body
@@ -156,14 +155,22 @@ async def test_presence_online_on_first_socket_and_offline_when_last_leaves(worl
     bob1 = await connect(world.server, token=world.tokens["bob"])
     await join(bob1, "lobby")
     assert await recv_until(alice, lambda f: f["type"] == "presence" and f["user"] == "bob") == {
-        "type": "presence", "room": "lobby", "user": "bob", "online": True}
+        "type": "presence",
+        "room": "lobby",
+        "user": "bob",
+        "online": True,
+    }
     bob2 = await connect(world.server, token=world.tokens["bob"])
     await join(bob2, "lobby")
     await bob1.close()
     assert [f for f in await drain(alice, 0.5) if f["type"] == "presence" and f["user"] == "bob"] == []
     await bob2.close()
     assert await recv_until(alice, lambda f: f["type"] == "presence" and f["user"] == "bob") == {
-        "type": "presence", "room": "lobby", "user": "bob", "online": False}
+        "type": "presence",
+        "room": "lobby",
+        "user": "bob",
+        "online": False,
+    }
     await alice.close()
 
 
@@ -208,8 +215,9 @@ async def test_more_than_500_missed_answers_resync_alone(world, settings):
     def bulk_insert():
         previous = 0
         for number in range(501):
-            message = Message.objects.create(room=world.room, author=world.alice, body=f"b{number}",
-                                             body_raw=f"b{number}", prev_id=previous)
+            message = Message.objects.create(
+                room=world.room, author=world.alice, body=f"b{number}", body_raw=f"b{number}", prev_id=previous
+            )
             previous = message.id
         Room.objects.filter(pk=world.room.pk).update(last_message_id=previous)
         return previous
@@ -230,7 +238,9 @@ async def test_rest_posted_message_is_broadcast_like_a_socket_one(world):
     bob = await connect(world.server, token=world.tokens["bob"])
     await join(bob, "lobby")
     status, body = await sync_to_async(http_json)(
-        "POST", f"{world.server.http_url}/api/v1/rooms/lobby/messages/", world.tokens["alice"],
+        "POST",
+        f"{world.server.http_url}/api/v1/rooms/lobby/messages/",
+        world.tokens["alice"],
         {"body": "via rest", "client_id": "r-1"},
     )
     assert status == 201

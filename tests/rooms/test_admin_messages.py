@@ -149,7 +149,12 @@ def test_admin_delete_leaves_one_audit_entry(mod_client, lobby, alice, moderator
     mod_client.post(reverse("admin:rooms_message_delete", args=[message.pk]), {"post": "yes"})
     entry = AuditLog.objects.get()
     assert (entry.action, entry.actor, entry.target_user, entry.message_id, entry.room) == (
-        "message_delete", moderator, alice, message.pk, lobby)
+        "message_delete",
+        moderator,
+        alice,
+        message.pk,
+        lobby,
+    )
 
 
 def test_admin_delete_schedules_one_live_broadcast(mod_client, lobby, alice, django_capture_on_commit_callbacks):
@@ -174,8 +179,7 @@ def test_deleting_an_already_deleted_message_explains_and_audits_nothing(mod_cli
 
     message = post(alice, lobby, "bad words")
     message_delete(actor=moderator, message=message)
-    response = mod_client.post(reverse("admin:rooms_message_delete", args=[message.pk]), {"post": "yes"},
-                               follow=True)
+    response = mod_client.post(reverse("admin:rooms_message_delete", args=[message.pk]), {"post": "yes"}, follow=True)
     assert response.status_code == 200
     assert f"No message {message.pk}" in response.content.decode()
     assert AuditLog.objects.count() == 1
@@ -230,8 +234,15 @@ def test_ban_authors_from_room_bans_with_reason_and_end(mod_client, lobby, alice
     """Confirming the ban action bans each author from the message's room, with one audit entry."""
     message = post(alice, lobby, "spam")
     until = (timezone.now() + timedelta(days=1)).replace(second=0, microsecond=0)
-    action(mod_client, MESSAGES, "ban_authors_from_room", [message, post(alice, lobby, "more spam")],
-           apply="1", reason="spam", until=until.strftime("%Y-%m-%d %H:%M"))
+    action(
+        mod_client,
+        MESSAGES,
+        "ban_authors_from_room",
+        [message, post(alice, lobby, "more spam")],
+        apply="1",
+        reason="spam",
+        until=until.strftime("%Y-%m-%d %H:%M"),
+    )
     ban = RoomBan.objects.get()
     assert (ban.user, ban.room, ban.reason, ban.until, ban.created_by) == (alice, lobby, "spam", until, moderator)
     assert AuditLog.objects.filter(action="room_ban").count() == 1

@@ -55,8 +55,10 @@ def audit_actions() -> list[str]:
 
 def test_add_room_ban_goes_through_the_service(mod_client, lobby, alice, moderator):
     """The add form bans the user with end time and reason, created by the moderator, one audit entry."""
-    response = mod_client.post(reverse("admin:rooms_roomban_add"),
-                               {"room": lobby.pk, "user": alice.pk, "reason": "flooding", **until_fields(hours=2)})
+    response = mod_client.post(
+        reverse("admin:rooms_roomban_add"),
+        {"room": lobby.pk, "user": alice.pk, "reason": "flooding", **until_fields(hours=2)},
+    )
     assert response.status_code == 302
     ban = RoomBan.objects.get()
     assert (ban.room, ban.user, ban.reason, ban.created_by) == (lobby, alice, "flooding", moderator)
@@ -84,8 +86,9 @@ def test_add_room_ban_over_an_expired_one_renews_it(mod_client, lobby, alice):
 
 def test_add_room_ban_refuses_an_end_time_in_the_past(mod_client, lobby, alice):
     """An end time already past is a form error: the page answers 200 with it, nothing is written."""
-    response = mod_client.post(reverse("admin:rooms_roomban_add"),
-                               {"room": lobby.pk, "user": alice.pk, **until_fields(hours=-1)})
+    response = mod_client.post(
+        reverse("admin:rooms_roomban_add"), {"room": lobby.pk, "user": alice.pk, **until_fields(hours=-1)}
+    )
     assert response.status_code == 200
     assert "must be in the future" in response.content.decode()
     assert not RoomBan.objects.exists() and not AuditLog.objects.exists()
@@ -93,8 +96,9 @@ def test_add_room_ban_refuses_an_end_time_in_the_past(mod_client, lobby, alice):
 
 def test_banning_the_owner_in_the_add_form_explains_why_not(mod_client, lobby):
     """The service refuses to ban the room's owner; the admin shows its reason and writes nothing."""
-    response = mod_client.post(reverse("admin:rooms_roomban_add"), {"room": lobby.pk, "user": lobby.owner.pk},
-                               follow=True)
+    response = mod_client.post(
+        reverse("admin:rooms_roomban_add"), {"room": lobby.pk, "user": lobby.owner.pk}, follow=True
+    )
     assert response.status_code == 200
     assert "cannot be banned" in response.content.decode()
     assert not RoomBan.objects.exists() and not AuditLog.objects.exists()
@@ -103,8 +107,9 @@ def test_banning_the_owner_in_the_add_form_explains_why_not(mod_client, lobby):
 def test_change_room_ban_reason_is_one_audit_entry(mod_client, lobby, alice, moderator):
     """Changing a ban's reason re-bans through the service: one more audit entry."""
     ban = room_ban(actor=moderator, room=lobby, username="alice", reason="first")
-    mod_client.post(reverse("admin:rooms_roomban_change", args=[ban.pk]),
-                    {"until_0": "", "until_1": "", "reason": "second"})
+    mod_client.post(
+        reverse("admin:rooms_roomban_change", args=[ban.pk]), {"until_0": "", "until_1": "", "reason": "second"}
+    )
     ban.refresh_from_db()
     assert ban.reason == "second"
     assert audit_actions() == ["room_ban", "room_ban"]
@@ -113,8 +118,9 @@ def test_change_room_ban_reason_is_one_audit_entry(mod_client, lobby, alice, mod
 def test_saving_an_unchanged_ban_writes_no_audit_entry(mod_client, lobby, alice, moderator):
     """Saving a ban form without changes calls no service and adds no audit entry."""
     ban = room_ban(actor=moderator, room=lobby, username="alice", reason="first")
-    mod_client.post(reverse("admin:rooms_roomban_change", args=[ban.pk]),
-                    {"until_0": "", "until_1": "", "reason": "first"})
+    mod_client.post(
+        reverse("admin:rooms_roomban_change", args=[ban.pk]), {"until_0": "", "until_1": "", "reason": "first"}
+    )
     assert audit_actions() == ["room_ban"]
 
 
@@ -130,8 +136,10 @@ def test_delete_room_ban_lifts_it(mod_client, lobby, alice, moderator):
 def test_bulk_lift_room_bans(mod_client, lobby, user_factory, moderator):
     """The delete-selected action lifts each ban through the service."""
     bans = [room_ban(actor=moderator, room=lobby, username=user_factory(name).username) for name in ("u1", "u2")]
-    mod_client.post(reverse("admin:rooms_roomban_changelist"),
-                    {"action": "delete_selected", ACTION_CHECKBOX_NAME: [ban.pk for ban in bans], "post": "yes"})
+    mod_client.post(
+        reverse("admin:rooms_roomban_changelist"),
+        {"action": "delete_selected", ACTION_CHECKBOX_NAME: [ban.pk for ban in bans], "post": "yes"},
+    )
     assert not RoomBan.objects.exists()
     assert audit_actions().count("room_unban") == 2
 
@@ -177,8 +185,9 @@ def test_muted_user_is_refused_by_the_rest_api(mod_client, lobby, alice):
     mod_client.post(reverse("admin:rooms_roommute_add"), {"room": lobby.pk, "user": alice.pk})
     alice_client = Client()
     alice_client.force_login(alice)
-    response = alice_client.post(f"/api/v1/rooms/{lobby.slug}/messages/", {"body": "hi"},
-                                 content_type="application/json")
+    response = alice_client.post(
+        f"/api/v1/rooms/{lobby.slug}/messages/", {"body": "hi"}, content_type="application/json"
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden"
 
@@ -213,9 +222,16 @@ def test_lift_site_ban(mod_client, alice, moderator):
 
 def test_user_list_action_bans_site_wide(mod_client, alice):
     """The users list's action bans the selected users site-wide after the reason page."""
-    mod_client.post(reverse("admin:accounts_user_changelist"),
-                    {"action": "ban_site_wide", ACTION_CHECKBOX_NAME: [alice.pk], "apply": "1", "reason": "abuse",
-                     "until": later(days=7)})
+    mod_client.post(
+        reverse("admin:accounts_user_changelist"),
+        {
+            "action": "ban_site_wide",
+            ACTION_CHECKBOX_NAME: [alice.pk],
+            "apply": "1",
+            "reason": "abuse",
+            "until": later(days=7),
+        },
+    )
     assert SiteBan.objects.active().filter(user=alice, reason="abuse").count() == 1
     assert audit_actions() == ["site_ban"]
 
@@ -223,8 +239,9 @@ def test_user_list_action_bans_site_wide(mod_client, alice):
 def test_user_list_action_lifts_site_bans(mod_client, alice, moderator):
     """The users list's lift action lifts the site ban of each selected banned user."""
     site_ban(actor=moderator, username="alice")
-    mod_client.post(reverse("admin:accounts_user_changelist"),
-                    {"action": "lift_site_ban", ACTION_CHECKBOX_NAME: [alice.pk]})
+    mod_client.post(
+        reverse("admin:accounts_user_changelist"), {"action": "lift_site_ban", ACTION_CHECKBOX_NAME: [alice.pk]}
+    )
     assert not SiteBan.objects.exists()
     assert audit_actions() == ["site_ban", "site_unban"]
 
@@ -246,8 +263,9 @@ def room_form(room, **changes) -> dict:
 
 def test_set_slow_mode_goes_through_room_update(mod_client, lobby, moderator):
     """Setting slow mode in the admin updates the room with one room_update audit entry."""
-    response = mod_client.post(reverse("admin:rooms_room_change", args=[lobby.pk]),
-                               room_form(lobby, slow_mode_seconds=30))
+    response = mod_client.post(
+        reverse("admin:rooms_room_change", args=[lobby.pk]), room_form(lobby, slow_mode_seconds=30)
+    )
     assert response.status_code == 302
     lobby.refresh_from_db()
     assert lobby.slow_mode_seconds == 30
@@ -271,8 +289,9 @@ def test_slow_mode_from_the_admin_is_enforced(mod_client, lobby, alice):
 
 def test_negative_slow_mode_is_a_form_error(mod_client, lobby):
     """A negative slow mode is answered on the form; the room and the audit log are unchanged."""
-    response = mod_client.post(reverse("admin:rooms_room_change", args=[lobby.pk]),
-                               room_form(lobby, slow_mode_seconds=-5))
+    response = mod_client.post(
+        reverse("admin:rooms_room_change", args=[lobby.pk]), room_form(lobby, slow_mode_seconds=-5)
+    )
     assert response.status_code == 200
     lobby.refresh_from_db()
     assert lobby.slow_mode_seconds == 0 and not AuditLog.objects.exists()
@@ -280,8 +299,9 @@ def test_negative_slow_mode_is_a_form_error(mod_client, lobby):
 
 def test_room_name_and_topic_change_is_one_audit_entry(mod_client, lobby):
     """Changing name and topic together is one room_update entry listing both."""
-    mod_client.post(reverse("admin:rooms_room_change", args=[lobby.pk]),
-                    room_form(lobby, name="The Lobby", topic="Say hi"))
+    mod_client.post(
+        reverse("admin:rooms_room_change", args=[lobby.pk]), room_form(lobby, name="The Lobby", topic="Say hi")
+    )
     entry = AuditLog.objects.get()
     assert entry.detail == {"name": "The Lobby", "topic": "Say hi"}
 
@@ -303,8 +323,10 @@ def test_superuser_creates_a_room_through_the_service(client, user_factory):
 
     owner = user_factory("owner")
     client.force_login(user_factory("root", is_staff=True, is_superuser=True))
-    response = client.post(reverse("admin:rooms_room_add"),
-                           {"slug": "news", "name": "News", "topic": "", "owner": owner.pk, "slow_mode_seconds": 0})
+    response = client.post(
+        reverse("admin:rooms_room_add"),
+        {"slug": "news", "name": "News", "topic": "", "owner": owner.pk, "slow_mode_seconds": 0},
+    )
     assert response.status_code == 302
     room = Room.objects.get(slug="news")
     assert Membership.objects.filter(room=room, user=owner).exists()
@@ -325,8 +347,10 @@ def test_mute_created_via_service_shows_in_admin_list(mod_client, lobby, alice, 
 
 def test_ban_form_finds_users_by_name_for_moderators(mod_client, lobby, alice):
     """The ban form's user autocomplete answers a moderator with matching usernames."""
-    response = mod_client.get(reverse("admin:autocomplete"),
-                              {"app_label": "rooms", "model_name": "roomban", "field_name": "user", "term": "ali"})
+    response = mod_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "rooms", "model_name": "roomban", "field_name": "user", "term": "ali"},
+    )
     assert response.status_code == 200
     assert [item["text"] for item in response.json()["results"]] == ["alice"]
 
@@ -334,6 +358,8 @@ def test_ban_form_finds_users_by_name_for_moderators(mod_client, lobby, alice):
 def test_ban_form_autocomplete_refuses_plain_staff(client, user_factory, alice):
     """The user autocomplete is refused (403) to staff outside Moderators."""
     client.force_login(user_factory("staffer", is_staff=True))
-    response = client.get(reverse("admin:autocomplete"),
-                          {"app_label": "rooms", "model_name": "roomban", "field_name": "user", "term": "ali"})
+    response = client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "rooms", "model_name": "roomban", "field_name": "user", "term": "ali"},
+    )
     assert response.status_code == 403

@@ -43,7 +43,9 @@ async def test_rest_post_reaches_sockets_identically(live):
     ws = await connect(server, token=tokens["bob"])
     try:
         await join(ws, "live")
-        status, message = await api_async(server, "POST", "rooms/live/messages/", tokens["alice"], {"body": "hi <b>all</b>", "client_id": "r1"})
+        status, message = await api_async(
+            server, "POST", "rooms/live/messages/", tokens["alice"], {"body": "hi <b>all</b>", "client_id": "r1"}
+        )
         assert status == 201
         frame = await recv_type(ws, "message")
         assert frame["message"] == message
@@ -57,9 +59,13 @@ async def test_rest_resend_is_not_broadcast_again(live):
     ws = await connect(server, token=tokens["bob"])
     try:
         await join(ws, "live")
-        first = await api_async(server, "POST", "rooms/live/messages/", tokens["alice"], {"body": "once", "client_id": "dup"})
+        first = await api_async(
+            server, "POST", "rooms/live/messages/", tokens["alice"], {"body": "once", "client_id": "dup"}
+        )
         await recv_type(ws, "message")
-        again = await api_async(server, "POST", "rooms/live/messages/", tokens["alice"], {"body": "once", "client_id": "dup"})
+        again = await api_async(
+            server, "POST", "rooms/live/messages/", tokens["alice"], {"body": "once", "client_id": "dup"}
+        )
         assert (first[0], again[0], again[1]) == (201, 200, first[1])
         assert not [frame for frame in await drain(ws, 0.5) if frame.get("type") == "message"]
     finally:
@@ -79,7 +85,11 @@ async def test_rest_edit_and_delete_broadcast(live):
         assert frame["message"] == edited
         status, _ = await api_async(server, "DELETE", f"messages/{message['id']}/", tokens["alice"])
         assert status == 204
-        assert await recv_type(ws, "message_deleted") == {"type": "message_deleted", "room": "live", "id": message["id"]}
+        assert await recv_type(ws, "message_deleted") == {
+            "type": "message_deleted",
+            "room": "live",
+            "id": message["id"],
+        }
     finally:
         await ws.close()
 
@@ -106,7 +116,9 @@ async def test_rest_site_ban_closes_sockets_4003_and_refuses_rest(live):
     """POST bans/ closes the user's sockets with 4003 within a second; their REST calls answer 403."""
     server, tokens = live
     ws = await connect(server, token=tokens["bob"])
-    status, pair = await api_async(server, "POST", "auth/token/", None, {"username": "bob", "password": "a-Strong-pass-4821"})
+    status, pair = await api_async(
+        server, "POST", "auth/token/", None, {"username": "bob", "password": "a-Strong-pass-4821"}
+    )
     assert status == 200
     status, _ = await api_async(server, "POST", "bans/", tokens["mod"], {"username": "bob", "reason": "abuse"})
     assert status == 201
@@ -114,18 +126,28 @@ async def test_rest_site_ban_closes_sockets_4003_and_refuses_rest(live):
     assert (await api_async(server, "GET", "me/", tokens["bob"]))[0] == 403
     assert (await api_async(server, "POST", "auth/ws-ticket/", tokens["bob"]))[0] == 403
     assert (await api_async(server, "POST", "auth/token/refresh/", None, {"refresh": pair["refresh"]}))[0] == 403
-    assert (await api_async(server, "POST", "auth/token/", None, {"username": "bob", "password": "a-Strong-pass-4821"}))[0] == 403
+    assert (
+        await api_async(server, "POST", "auth/token/", None, {"username": "bob", "password": "a-Strong-pass-4821"})
+    )[0] == 403
 
 
 async def test_rest_full_flow_over_http(live):
     """register, token, ws-ticket, create, join, post, history: the mobile app's path, over real HTTP."""
     server, tokens = live
-    status, created = await api_async(server, "POST", "auth/register/", None, {"username": "newbie", "password": "Tr1cky-horse-battery"})
+    status, created = await api_async(
+        server, "POST", "auth/register/", None, {"username": "newbie", "password": "Tr1cky-horse-battery"}
+    )
     assert status == 201
-    status, pair = await api_async(server, "POST", "auth/token/", None, {"username": "newbie", "password": "Tr1cky-horse-battery"})
+    status, pair = await api_async(
+        server, "POST", "auth/token/", None, {"username": "newbie", "password": "Tr1cky-horse-battery"}
+    )
     assert status == 200
     access = pair["access"]
-    assert (await api_async(server, "GET", "me/", access))[1] == {"id": created["id"], "username": "newbie", "is_moderator": False}
+    assert (await api_async(server, "GET", "me/", access))[1] == {
+        "id": created["id"],
+        "username": "newbie",
+        "is_moderator": False,
+    }
     status, room = await api_async(server, "POST", "rooms/", access, {"name": "Newbie Room", "is_private": True})
     assert (status, room["slug"]) == (201, "newbie-room")
     status, ticket = await api_async(server, "POST", "auth/ws-ticket/", access)
@@ -158,9 +180,12 @@ async def test_bad_input_over_http_is_json_4xx(live):
     server, tokens = live
     assert await api_async(server, "POST", "rooms/live/messages/", tokens["bob"], ["not", "an", "object"]) == (
         400,
-        {"code": "bad_request", "detail": "Some fields are invalid.",
-         "non_field_errors": ["Invalid data. Expected a dictionary, but got list."],
-         "errors": {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}},
+        {
+            "code": "bad_request",
+            "detail": "Some fields are invalid.",
+            "non_field_errors": ["Invalid data. Expected a dictionary, but got list."],
+            "errors": {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]},
+        },
     )
     status, body = await api_async(server, "GET", "rooms/live/messages/?limit=101", tokens["bob"])
     assert status == 400 and body["code"] == "bad_request"

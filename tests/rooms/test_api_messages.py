@@ -54,7 +54,7 @@ def test_history_newest_page_ascending(member, room):
 
 def test_history_message_shape(member, room):
     """Each message is {id, room, author {id, username}, body, created, edited, client_id}."""
-    message, _ = services.message_post(user=member, room=room, body="hello", client_id="c1")
+    _message, _ = services.message_post(user=member, room=room, body="hello", client_id="c1")
     result = bearer(member).get("/api/v1/rooms/chat/messages/").json()["results"][0]
     assert set(result) == MESSAGE_KEYS
     assert result["room"] == "chat"
@@ -241,7 +241,9 @@ def test_post_message(member, room):
 
 def test_post_sanitises(member, room):
     """Executable markup never comes back."""
-    body = bearer(member).post("/api/v1/rooms/chat/messages/", {"body": "<script>alert(1)</script>"}, format="json").json()
+    body = (
+        bearer(member).post("/api/v1/rooms/chat/messages/", {"body": "<script>alert(1)</script>"}, format="json").json()
+    )
     assert "<script" not in body["body"]
 
 
@@ -280,7 +282,10 @@ def test_post_resend_not_counted(member, room):
     client = bearer(member)
     client.post("/api/v1/rooms/chat/messages/", {"body": "a", "client_id": "k"}, format="json")
     for _ in range(3):
-        assert client.post("/api/v1/rooms/chat/messages/", {"body": "a", "client_id": "k"}, format="json").status_code == 200
+        assert (
+            client.post("/api/v1/rooms/chat/messages/", {"body": "a", "client_id": "k"}, format="json").status_code
+            == 200
+        )
     assert client.post("/api/v1/rooms/chat/messages/", {"body": "b"}, format="json").status_code == 201
 
 
@@ -356,7 +361,9 @@ def test_post_non_member_public_403(user_factory, room):
 def test_post_private_non_member_404(user_factory, room_factory):
     """A non-member of a private room gets 404."""
     room_factory("closed", is_private=True)
-    assert bearer(user_factory()).post("/api/v1/rooms/closed/messages/", {"body": "x"}, format="json").status_code == 404
+    assert (
+        bearer(user_factory()).post("/api/v1/rooms/closed/messages/", {"body": "x"}, format="json").status_code == 404
+    )
 
 
 def test_post_muted_403(user_factory, room_factory):
@@ -390,9 +397,12 @@ def test_post_missing_room_404(member):
 
 def test_post_form_encoded(member, room):
     """A form-encoded body works like JSON."""
-    assert bearer(member).post(
-        "/api/v1/rooms/chat/messages/", "body=form", content_type="application/x-www-form-urlencoded"
-    ).status_code == 201
+    assert (
+        bearer(member)
+        .post("/api/v1/rooms/chat/messages/", "body=form", content_type="application/x-www-form-urlencoded")
+        .status_code
+        == 201
+    )
 
 
 def test_post_unsupported_media_type_415(member, room):
@@ -429,7 +439,10 @@ def test_edit_by_other_member_403(user_factory, member, room):
 def test_edit_by_moderator_403(moderator_factory, member, room):
     """Moderators delete but do not edit others' messages."""
     message, _ = services.message_post(user=member, room=room, body="mine")
-    assert bearer(moderator_factory()).patch(f"/api/v1/messages/{message.id}/", {"body": "x"}, format="json").status_code == 403
+    assert (
+        bearer(moderator_factory()).patch(f"/api/v1/messages/{message.id}/", {"body": "x"}, format="json").status_code
+        == 403
+    )
 
 
 def test_edit_private_room_outsider_404(user_factory, room_factory):
@@ -437,7 +450,9 @@ def test_edit_private_room_outsider_404(user_factory, room_factory):
     author = user_factory()
     room = room_factory("closed", is_private=True, members=[author])
     message, _ = services.message_post(user=author, room=room, body="secret")
-    assert bearer(user_factory()).patch(f"/api/v1/messages/{message.id}/", {"body": "x"}, format="json").status_code == 404
+    assert (
+        bearer(user_factory()).patch(f"/api/v1/messages/{message.id}/", {"body": "x"}, format="json").status_code == 404
+    )
 
 
 def test_edit_deleted_404(member, room):
@@ -459,7 +474,9 @@ def test_edit_bad_bodies_400(member, room, body):
 def test_edit_too_large_413(member, room):
     """An edit over 4,000 characters answers 413."""
     message, _ = services.message_post(user=member, room=room, body="same")
-    assert bearer(member).patch(f"/api/v1/messages/{message.id}/", {"body": "x" * 4001}, format="json").status_code == 413
+    assert (
+        bearer(member).patch(f"/api/v1/messages/{message.id}/", {"body": "x" * 4001}, format="json").status_code == 413
+    )
 
 
 @pytest.mark.parametrize("message_id", ["999999", "9223372036854775808", "99999999999999999999999999", "0"])
@@ -548,7 +565,12 @@ def test_report_by_member(user_factory, member, room):
 def test_report_by_non_member_403(user_factory, member, room):
     """A non-member of the (public) room cannot report: 403."""
     message, _ = services.message_post(user=member, room=room, body="x")
-    assert bearer(user_factory()).post(f"/api/v1/messages/{message.id}/report/", {"reason": "r"}, format="json").status_code == 403
+    assert (
+        bearer(user_factory())
+        .post(f"/api/v1/messages/{message.id}/report/", {"reason": "r"}, format="json")
+        .status_code
+        == 403
+    )
     assert not Report.objects.exists()
 
 
@@ -557,7 +579,12 @@ def test_report_private_outsider_404(user_factory, room_factory):
     author = user_factory()
     room = room_factory("closed", is_private=True, members=[author])
     message, _ = services.message_post(user=author, room=room, body="x")
-    assert bearer(user_factory()).post(f"/api/v1/messages/{message.id}/report/", {"reason": "r"}, format="json").status_code == 404
+    assert (
+        bearer(user_factory())
+        .post(f"/api/v1/messages/{message.id}/report/", {"reason": "r"}, format="json")
+        .status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "  "}, {"reason": 3}, {"reason": "r" * 501}, ["r"]])

@@ -41,7 +41,9 @@ def room(room_factory, owner, target):
 
 def test_ban_by_owner(owner, target, room):
     """The owner bans a user: 201 {room, username, until, reason, created}, audited."""
-    response = bearer(owner).post("/api/v1/rooms/modroom/bans/", {"username": "target", "reason": "spam"}, format="json")
+    response = bearer(owner).post(
+        "/api/v1/rooms/modroom/bans/", {"username": "target", "reason": "spam"}, format="json"
+    )
     assert response.status_code == 201
     body = response.json()
     assert (body["room"], body["username"], body["until"], body["reason"]) == ("modroom", "target", None, "spam")
@@ -60,14 +62,21 @@ def test_ban_with_until(owner, target, room):
 
 def test_ban_by_moderator(moderator_factory, target, room):
     """A moderator bans in any room."""
-    assert bearer(moderator_factory()).post("/api/v1/rooms/modroom/bans/", {"username": "target"}, format="json").status_code == 201
+    assert (
+        bearer(moderator_factory())
+        .post("/api/v1/rooms/modroom/bans/", {"username": "target"}, format="json")
+        .status_code
+        == 201
+    )
 
 
 def test_ban_in_private_room_by_moderator(moderator_factory, user_factory, room_factory):
     """A moderator bans in a private room they are not a member of."""
     victim = user_factory()
     room_factory("secret", is_private=True, members=[victim])
-    response = bearer(moderator_factory()).post("/api/v1/rooms/secret/bans/", {"username": victim.username}, format="json")
+    response = bearer(moderator_factory()).post(
+        "/api/v1/rooms/secret/bans/", {"username": victim.username}, format="json"
+    )
     assert response.status_code == 201
 
 
@@ -82,7 +91,9 @@ def test_ban_by_member_403(user_factory, target, room):
 def test_ban_by_outsider_private_404(user_factory, room_factory):
     """An outsider gets 404 for a private room's bans."""
     room_factory("secret", is_private=True)
-    assert bearer(user_factory()).post("/api/v1/rooms/secret/bans/", {"username": "x"}, format="json").status_code == 404
+    assert (
+        bearer(user_factory()).post("/api/v1/rooms/secret/bans/", {"username": "x"}, format="json").status_code == 404
+    )
 
 
 def test_ban_banned_user_cannot_read(owner, target, room):
@@ -99,7 +110,12 @@ def test_ban_unknown_user_404(owner, room):
 def test_ban_owner_or_self_400(owner, moderator_factory, room):
     """Neither the room's owner nor oneself can be banned."""
     assert bearer(owner).post("/api/v1/rooms/modroom/bans/", {"username": "owner"}, format="json").status_code == 400
-    assert bearer(moderator_factory()).post("/api/v1/rooms/modroom/bans/", {"username": "owner"}, format="json").status_code == 400
+    assert (
+        bearer(moderator_factory())
+        .post("/api/v1/rooms/modroom/bans/", {"username": "owner"}, format="json")
+        .status_code
+        == 400
+    )
     assert not RoomBan.objects.exists()
 
 
@@ -178,7 +194,12 @@ def test_mute_by_owner(owner, target, room):
 
 def test_mute_by_moderator(moderator_factory, target, room):
     """A moderator mutes in any room."""
-    assert bearer(moderator_factory()).post("/api/v1/rooms/modroom/mutes/", {"username": "target"}, format="json").status_code == 201
+    assert (
+        bearer(moderator_factory())
+        .post("/api/v1/rooms/modroom/mutes/", {"username": "target"}, format="json")
+        .status_code
+        == 201
+    )
 
 
 def test_mute_expired_allows_posting(owner, target, room):
@@ -239,7 +260,9 @@ def test_mute_anonymous_401(room):
 def test_site_ban_by_moderator(moderator_factory, target):
     """A moderator bans site-wide: 201, audited; the user's REST calls answer 403."""
     client = bearer(target)
-    response = bearer(moderator_factory()).post("/api/v1/bans/", {"username": "target", "reason": "abuse"}, format="json")
+    response = bearer(moderator_factory()).post(
+        "/api/v1/bans/", {"username": "target", "reason": "abuse"}, format="json"
+    )
     assert response.status_code == 201
     assert response.json()["username"] == "target"
     assert "room" not in response.json()
@@ -282,7 +305,16 @@ def test_site_ban_unknown_user_404(moderator_factory):
     assert bearer(moderator_factory()).post("/api/v1/bans/", {"username": "ghost"}, format="json").status_code == 404
 
 
-@pytest.mark.parametrize("body", [{}, {"username": 1}, {"username": "target", "until": "2000-01-01T00:00:00Z"}, ["target"], {"username": "target", "reason": ["x"]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"username": 1},
+        {"username": "target", "until": "2000-01-01T00:00:00Z"},
+        ["target"],
+        {"username": "target", "reason": ["x"]},
+    ],
+)
 def test_site_ban_bad_bodies_400(moderator_factory, target, body):
     """Bad site-ban bodies answer 400 and ban nobody."""
     assert bearer(moderator_factory()).post("/api/v1/bans/", body, format="json").status_code == 400

@@ -146,9 +146,11 @@ def test_create_room(user_factory):
 
 def test_create_private_room_with_slug(user_factory):
     """A given slug and is_private are kept."""
-    body = bearer(user_factory()).post(
-        "/api/v1/rooms/", {"name": "Secret", "slug": "s3cret", "is_private": True}, format="json"
-    ).json()
+    body = (
+        bearer(user_factory())
+        .post("/api/v1/rooms/", {"name": "Secret", "slug": "s3cret", "is_private": True}, format="json")
+        .json()
+    )
     assert body["slug"] == "s3cret"
     assert body["is_private"] is True
 
@@ -391,7 +393,9 @@ def test_invite_by_moderator(moderator_factory, user_factory, room_factory):
     """A moderator may invite to any private room."""
     guest = user_factory()
     room = room_factory("closed", is_private=True)
-    response = bearer(moderator_factory()).post("/api/v1/rooms/closed/members/", {"username": guest.username}, format="json")
+    response = bearer(moderator_factory()).post(
+        "/api/v1/rooms/closed/members/", {"username": guest.username}, format="json"
+    )
     assert response.status_code == 201
     assert Membership.objects.filter(room=room, user=guest).exists()
 

@@ -12,7 +12,9 @@ import string
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from chatsite.asgi import application
 from rooms.protocol import FrameError, JoinFrame, MessageFrame, parse_frame
@@ -93,9 +95,7 @@ frame_objects = st.fixed_dictionaries(
         "after": st.integers(min_value=-5, max_value=10**12) | json_values,
     },
 )
-frame_texts = st.one_of(
-    frame_objects.map(json.dumps), json_values.map(json.dumps), st.text(min_size=1, max_size=60)
-)
+frame_texts = st.one_of(frame_objects.map(json.dumps), json_values.map(json.dumps), st.text(min_size=1, max_size=60))
 
 
 @given(text=frame_texts)
@@ -139,8 +139,14 @@ def test_fuzzed_frames_never_crash_the_connection(texts, user_factory, room_fact
         for frame in frames:
             assert frame["type"] in {"joined", "left", "message", "error", "pong", "presence", "typing", "resync"}
             if frame["type"] == "error":
-                assert frame["code"] in {"bad_request", "not_found", "forbidden", "rate_limited", "slow_mode",
-                                         "too_large"}
+                assert frame["code"] in {
+                    "bad_request",
+                    "not_found",
+                    "forbidden",
+                    "rate_limited",
+                    "slow_mode",
+                    "too_large",
+                }
         await ws.disconnect()
 
     async_to_sync(scenario)()

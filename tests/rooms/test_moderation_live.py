@@ -54,7 +54,7 @@ class AdminSession:
 
     def login(self, username: str, password: str) -> None:
         self.get("/admin/login/")
-        status, page, url = self.post("/admin/login/?next=/admin/", {"username": username, "password": password})
+        status, _page, url = self.post("/admin/login/?next=/admin/", {"username": username, "password": password})
         assert status == 200 and url.endswith("/admin/"), f"admin login failed: {status} {url}"
 
     def action(self, changelist: str, name: str, ids: list[int], **extra: str) -> tuple[int, str, str]:
@@ -131,8 +131,11 @@ async def test_admin_room_ban_sends_left_and_stops_the_room(cluster):
 
     await send(bob, {"type": "message", "room": "lobby", "body": "after the ban"})
     await recv_until(bob, lambda frame: frame.get("type") == "message")
-    assert [frame for frame in await drain(alice, 0.5) if frame.get("room") == "lobby"
-            or frame.get("message", {}).get("room") == "lobby"] == []
+    assert [
+        frame
+        for frame in await drain(alice, 0.5)
+        if frame.get("room") == "lobby" or frame.get("message", {}).get("room") == "lobby"
+    ] == []
     await alice.close()
     await bob.close()
 
@@ -185,7 +188,8 @@ async def test_admin_slow_mode_answers_slow_mode_with_retry_after(cluster):
     admin = await cluster.admin()
 
     status, _, _ = await asyncio.to_thread(
-        admin.post, f"/admin/rooms/room/{cluster.room.pk}/change/",
+        admin.post,
+        f"/admin/rooms/room/{cluster.room.pk}/change/",
         {"name": cluster.room.name, "topic": "", "slow_mode_seconds": "30"},
     )
     assert status == 200
@@ -217,8 +221,9 @@ async def test_moderator_handles_a_report_from_the_queue(cluster):
     await asyncio.to_thread(admin.action, "/admin/rooms/report/", "delete_reported_messages", [report.pk])
     deleted = await recv_until(bob, lambda frame: frame.get("type") == "message_deleted", timeout=LIVE_SECONDS)
     assert deleted["id"] == message.pk
-    await asyncio.to_thread(admin.action, "/admin/rooms/report/", "ban_authors_from_room", [report.pk],
-                            apply="1", reason="spam", until="")
+    await asyncio.to_thread(
+        admin.action, "/admin/rooms/report/", "ban_authors_from_room", [report.pk], apply="1", reason="spam", until=""
+    )
     left = await recv_until(alice, lambda frame: frame.get("type") == "left", timeout=LIVE_SECONDS)
     assert left["reason"] == "banned"
     await asyncio.to_thread(admin.action, "/admin/rooms/report/", "resolve_selected", [report.pk])

@@ -60,7 +60,11 @@ def _start_poster_process(user, room) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, "-c", POSTER_SCRIPT, str(user.pk), str(room.pk), str(PER_POSTER)],
-        cwd=servers.ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=servers.ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -71,7 +75,7 @@ def test_concurrent_posts_are_seen_gap_free(transactional_db, user_factory, room
     """Readers paging with after=<last seen> during concurrent posting see every id, in order."""
     posters = [user_factory() for _ in range(THREADS + PROCESSES)]
     reader_user = user_factory()
-    room = room_factory("race", members=posters + [reader_user])
+    room = room_factory("race", members=[*posters, reader_user])
     total = (THREADS + PROCESSES) * PER_POSTER
 
     processes = [_start_poster_process(user, room) for user in posters[THREADS:]]
@@ -143,4 +147,4 @@ def test_concurrent_posts_are_seen_gap_free(transactional_db, user_factory, room
     for view in views:
         assert view == final_ids, "a reader missed or reordered ids: a later id was visible before an earlier one"
     # Each message names the previous one as accepted: commit order equals id order.
-    assert [prev for _, prev in history] == [0] + final_ids[:-1]
+    assert [prev for _, prev in history] == [0, *final_ids[:-1]]

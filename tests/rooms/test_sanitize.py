@@ -180,7 +180,7 @@ def test_unicode_kept():
 
 def test_sanitised_output_is_stable():
     """Sanitising twice changes nothing more."""
-    once = sanitize_body('<b>x</b> https://e.example <script>1</script>')
+    once = sanitize_body("<b>x</b> https://e.example <script>1</script>")
     assert sanitize_body(once) == once
 
 

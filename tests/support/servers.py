@@ -56,7 +56,7 @@ class DaphneProcess:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20) -> "DaphneProcess":
+    def start(self, timeout: float = 20) -> DaphneProcess:
         self.log_path.parent.mkdir(exist_ok=True)
         env = {
             **os.environ,
@@ -69,10 +69,13 @@ class DaphneProcess:
             "CONN_MAX_AGE": "0",
             **self.extra_env,
         }
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chatsite.serve", "--bind", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import websockets
 from asgiref.sync import sync_to_async
@@ -58,7 +59,7 @@ async def drain(ws, seconds: float = 0.3) -> list[dict[str, Any]]:
     try:
         while True:
             frames.append(await recv(ws, seconds))
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         return frames
 
 

@@ -9,11 +9,11 @@ which the tests assert to be empty.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 import os
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -54,9 +54,8 @@ def browser(monkeypatch):
     """
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"SKIPPED LOUDLY: no chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
     from django.db import connections
+    from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
     with sync_playwright() as playwright:

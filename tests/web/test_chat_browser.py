@@ -7,7 +7,15 @@ import time
 import pytest
 
 from tests.web.conftest import (
-    api_call, api_token, browser_marks, in_thread, message_items, send, wait_for_message, wait_until, watch,
+    api_call,
+    api_token,
+    browser_marks,
+    in_thread,
+    message_items,
+    send,
+    wait_for_message,
+    wait_until,
+    watch,
 )
 
 pytestmark = browser_marks
@@ -64,9 +72,7 @@ def test_typing_indicator_and_presence_show(daphne_factory, open_chat, lobby, al
     assert page_a.locator("#online-list li", has_text="bob").count() == 1
 
     page_a.type("#composer-input", "typing away")
-    wait_until(
-        page_b, "document.getElementById('typing').textContent === 'alice is typing…'", timeout=3000
-    )
+    wait_until(page_b, "document.getElementById('typing').textContent === 'alice is typing…'", timeout=3000)
     # Without another keystroke the notice fades and clears within a few seconds.
     wait_until(page_b, "document.getElementById('typing').textContent === ''", timeout=8000)
 
@@ -131,7 +137,8 @@ def test_restart_resumes_and_outage_messages_appear_exactly_once(
     wait_for_message(page_a, "after the restart", timeout=2000)
     # While the server is down the browser logs refused connections; nothing else may appear.
     problems = [
-        p for p in page_a.watch.problems() + page_b.watch.problems()
+        p
+        for p in page_a.watch.problems() + page_b.watch.problems()
         if "WebSocket" not in p and "ERR_CONNECTION_REFUSED" not in p
     ]
     assert problems == []
@@ -193,7 +200,7 @@ XSS_PAYLOAD = (
     '<img src=x onerror="alert(1)"> <script>alert(2)</script> '
     '<a href="javascript:alert(3)">click me</a> <svg onload=alert(4)></svg> '
     '"><iframe src="javascript:alert(5)"></iframe> <b onmouseover="alert(6)">bold</b> '
-    "<style>body{display:none}</style> {{7*7}} <a href=\"https://example.com/ok\">fine link</a>"
+    '<style>body{display:none}</style> {{7*7}} <a href="https://example.com/ok">fine link</a>'
 )
 
 

@@ -3,7 +3,6 @@ mode, room bans and site-wide bans (CONTRACT §2, §3)."""
 
 from __future__ import annotations
 
-
 from tests.web.conftest import browser_marks, in_thread, message_items, send, wait_for_message
 
 pytestmark = browser_marks

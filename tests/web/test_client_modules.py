@@ -70,7 +70,9 @@ def _serve(route):
         return
     file = (STATIC / path.removeprefix("/static/")).resolve()
     if path.startswith("/static/") and file.is_file() and STATIC in file.parents:
-        route.fulfill(status=200, content_type=mimetypes.guess_type(file.name)[0] or "text/plain", body=file.read_bytes())
+        route.fulfill(
+            status=200, content_type=mimetypes.guess_type(file.name)[0] or "text/plain", body=file.read_bytes()
+        )
     else:
         route.fulfill(status=404, body="")
 
@@ -286,8 +288,10 @@ def render_html(page, html: str) -> str:
     [
         ("<b>bold</b> and <i>it</i>", "<b>bold</b> and <i>it</i>"),
         ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;script&gt;alert(1)&lt;/script&gt;"),
-        ('<a href="https://example.com" rel="nofollow noopener">x</a>',
-         '<a href="https://example.com/" rel="nofollow noopener noreferrer" target="_blank">x</a>'),
+        (
+            '<a href="https://example.com" rel="nofollow noopener">x</a>',
+            '<a href="https://example.com/" rel="nofollow noopener noreferrer" target="_blank">x</a>',
+        ),
         ('<a href="javascript:alert(1)">x</a>', "x"),
         ('<a href="data:text/html,hi">x</a>', "x"),
         ('<a href="/relative">x</a>', "x"),
@@ -297,8 +301,10 @@ def render_html(page, html: str) -> str:
         ("<svg><script>alert(1)</script></svg>", "alert(1)"),
         ("<!-- hidden -->shown", "shown"),
         ("<pre><code>x &lt; y</code></pre>", "<pre><code>x &lt; y</code></pre>"),
-        ('<a href="mailto:a@example.com">mail</a>',
-         '<a href="mailto:a@example.com" rel="nofollow noopener noreferrer" target="_blank">mail</a>'),
+        (
+            '<a href="mailto:a@example.com">mail</a>',
+            '<a href="mailto:a@example.com" rel="nofollow noopener noreferrer" target="_blank">mail</a>',
+        ),
     ],
 )
 def test_render_body_keeps_only_the_safelist(harness, body, expected):
@@ -329,8 +335,14 @@ def test_rendering_a_hostile_body_runs_nothing(harness):
     [
         ("plain &lt;text&gt; &amp; more", "plain <text> & more"),
         ("<b>bold</b> <code>x</code>", "<b>bold</b> <code>x</code>"),
-        ('see <a href="https://example.com" rel="nofollow noopener">https://example.com</a>', "see https://example.com"),
-        ('<a href="https://example.com/a" rel="nofollow noopener">docs</a>', '<a href="https://example.com/a">docs</a>'),
+        (
+            'see <a href="https://example.com" rel="nofollow noopener">https://example.com</a>',
+            "see https://example.com",
+        ),
+        (
+            '<a href="https://example.com/a" rel="nofollow noopener">docs</a>',
+            '<a href="https://example.com/a">docs</a>',
+        ),
     ],
 )
 def test_edit_box_gets_back_what_the_author_typed(harness, body, source):
@@ -363,5 +375,5 @@ def test_a_flapping_server_meets_growing_delays_but_a_restart_is_retried_at_once
     )
     ceilings = [100, 200, 400, 800, 100]
     assert len(delays) == 5
-    for delay, ceiling in zip(delays, ceilings):
+    for delay, ceiling in zip(delays, ceilings, strict=False):
         assert ceiling / 2 - 5 <= delay <= ceiling + 5, (delays, ceilings)

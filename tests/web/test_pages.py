@@ -82,7 +82,9 @@ def test_login_with_a_wrong_password_answers_400_with_the_reason(client, alice):
 
 def test_login_signs_in_and_follows_next(client, alice, password):
     """Good credentials sign in and go to `next`."""
-    response = client.post("/accounts/login/?next=/rooms/lobby/", {"username": "alice", "password": password, "next": "/rooms/lobby/"})
+    response = client.post(
+        "/accounts/login/?next=/rooms/lobby/", {"username": "alice", "password": password, "next": "/rooms/lobby/"}
+    )
     assert response.status_code == 302 and response["Location"] == "/rooms/lobby/"
     assert client.session["_auth_user_id"] == str(alice.id)
 
@@ -93,7 +95,8 @@ def test_login_signs_in_and_follows_next(client, alice, password):
 def test_signup_creates_the_account_and_signs_in(client):
     """A valid signup creates the user, signs them in and lands on the room list."""
     response = client.post(
-        "/accounts/signup/", {"username": "newcomer", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"}
+        "/accounts/signup/",
+        {"username": "newcomer", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"},
     )
     assert response.status_code == 302 and response["Location"] == "/"
     user = get_user_model().objects.get(username="newcomer")
@@ -107,7 +110,10 @@ def test_signup_creates_the_account_and_signs_in(client):
         ({"username": "x1", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7392"}, b"didn"),
         ({"username": "x2", "password1": "password", "password2": "password"}, b"too common"),
         ({"username": "x3", "password1": "short", "password2": "short"}, b"too short"),
-        ({"username": "bad name!", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"}, b"valid username"),
+        (
+            {"username": "bad name!", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"},
+            b"valid username",
+        ),
         ({"username": "", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"}, b"required"),
         ({}, b"required"),
     ],
@@ -133,8 +139,12 @@ def test_signup_ignores_an_offsite_next(client):
     """`next` pointing to another site is ignored (no open redirect)."""
     response = client.post(
         "/accounts/signup/?next=https://evil.example/",
-        {"username": "newcomer", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391",
-         "next": "https://evil.example/"},
+        {
+            "username": "newcomer",
+            "password1": "a-Fresh-pass-7391",
+            "password2": "a-Fresh-pass-7391",
+            "next": "https://evil.example/",
+        },
     )
     assert response.status_code == 302 and response["Location"] == "/"
 

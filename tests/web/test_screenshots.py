@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from tests.web.conftest import browser_marks, in_thread, message_items, wait_until
 
 pytestmark = browser_marks
@@ -21,7 +20,7 @@ CONVERSATION = [
     ("bob", "<b>Yes</b>, after lunch. The checklist is at https://example.com/release"),
     ("mod", "Reminder: keep this channel friendly, and use <code>#ops</code> for incidents."),
     ("alice", "Great. I will watch the dashboards while it rolls out."),
-    ("bob", "Thanks! Ping me if the error rate moves:\n<pre>error_rate{job=\"chat\"} &gt; 0.01</pre>"),
+    ("bob", 'Thanks! Ping me if the error rate moves:\n<pre>error_rate{job="chat"} &gt; 0.01</pre>'),
 ]
 
 
@@ -36,8 +35,14 @@ def test_screenshots_of_room_list_and_chat_page(
     users = {"alice": user_factory("alice"), "bob": user_factory("bob"), "mod": moderator_factory("mod")}
     lobby = room_factory("lobby", name="Lobby", topic="Say hello! Everyone is welcome here.", owner=users["mod"])
     room_factory("design", name="Design", topic="Mockups, critique and colour arguments", owner=users["bob"])
-    room_factory("release-crew", name="Release crew", topic="Private planning", is_private=True,
-                 owner=users["alice"], members=[users["bob"]])
+    room_factory(
+        "release-crew",
+        name="Release crew",
+        topic="Private planning",
+        is_private=True,
+        owner=users["alice"],
+        members=[users["bob"]],
+    )
     for user in users.values():
         room_join(user=user, room=lobby)
     for author, body in CONVERSATION:
@@ -45,8 +50,13 @@ def test_screenshots_of_room_list_and_chat_page(
 
     server = daphne_factory()
     desktop = {"viewport": {"width": 1280, "height": 760}, "color_scheme": "light"}
-    phone = {"viewport": {"width": 360, "height": 740}, "color_scheme": "light", "is_mobile": True,
-             "has_touch": True, "device_scale_factor": 2}
+    phone = {
+        "viewport": {"width": 360, "height": 740},
+        "color_scheme": "light",
+        "is_mobile": True,
+        "has_touch": True,
+        "device_scale_factor": 2,
+    }
     dark = {**desktop, "color_scheme": "dark"}
 
     page_bob = open_chat(server, users["bob"], "lobby", **desktop)
