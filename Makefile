@@ -34,7 +34,7 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy accounts rooms chatsite
+	DEBUG=1 $(VENV)/bin/mypy accounts rooms chatsite
 
 # Several processes behind nginx on loopback (docs/operations.md): N chatsite processes on
 # 127.0.0.1:$(FIRST_BACKEND_PORT).., nginx on PORT (8080 unless PORT is given), against the
