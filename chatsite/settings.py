@@ -6,6 +6,7 @@ Every variable of CONTRACT §1 is read here, once; the rest of the code reads
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,17 +23,51 @@ DEBUG = env.bool("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "django-insecure-dev-only-chatsite-key-never-use-in-production"
 
+# Words that only a placeholder holds: the values of deploy/k8s/secret.example.yaml ("REPLACE-ME:
+# generate with ..."), Django's "django-insecure-" keys and the usual "changeme". A random secret
+# (secrets.token_urlsafe) never contains them by chance.
+_PLACEHOLDER_WORDS = ("replace-me", "replace_me", "generate", "changeme", "change-me", "change_me", "placeholder")
 
-def get_mandatory_secret(name: str, *, dev_default: str) -> str:
-    """A secret from the environment; with DEBUG=0 a missing or placeholder one refuses to start."""
+
+def _looks_like_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return (
+        lowered.startswith("django-insecure")
+        or any(word in lowered for word in _PLACEHOLDER_WORDS)
+        or any(ch.isspace() for ch in value)
+        or len(set(value)) < 10  # "xxxxxxxx...", "0000..."
+    )
+
+
+def _refuse_secret(name: str, problem: str, minimum: int) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"{name} {problem}: set it to a random string of at least {minimum} characters; "
+        f'generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
+
+
+def get_mandatory_secret(name: str, *, dev_default: str, minimum: int = 32) -> str:
+    """A secret from the environment. With DEBUG=0 a missing or short one refuses to start; a
+    placeholder (such as the examples in deploy/) refuses to start whatever DEBUG says."""
     value = env.str(name, default="")
+    if value and _looks_like_placeholder(value):
+        raise _refuse_secret(name, "is a placeholder, not a secret", minimum)
     if DEBUG:
         return value or dev_default
-    if not value or value.startswith("django-insecure") or len(value) < 32:
-        raise ImproperlyConfigured(
-            f"{name} must be set to a random string of at least 32 characters when DEBUG=0; "
-            f'generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
-        )
+    if not value:
+        raise _refuse_secret(name, "must be set when DEBUG=0", minimum)
+    if len(value) < minimum:
+        raise _refuse_secret(name, f"is {len(value)} characters long", minimum)
+    return value
+
+
+def get_optional_secret(name: str, *, minimum: int = 16) -> str:
+    """A secret that may be unset ('' then), but when set must not be short or a placeholder."""
+    value = env.str(name, default="")
+    if value and _looks_like_placeholder(value):
+        raise _refuse_secret(name, "is a placeholder, not a secret", minimum)
+    if value and len(value) < minimum:
+        raise _refuse_secret(name, f"is {len(value)} characters long", minimum)
     return value
 
 
@@ -60,7 +95,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "rooms",
@@ -199,17 +236,34 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+# Access tokens are short (they cannot be revoked one by one: a password change or deactivation
+# refuses all of a user's older ones through the token epoch); refresh tokens rotate on every use
+# and the one given is blacklisted, so a mobile app stays signed in as long as it keeps refreshing.
+JWT_ACCESS_MINUTES = env.int("JWT_ACCESS_MINUTES", default=5)
+JWT_REFRESH_DAYS = env.int("JWT_REFRESH_DAYS", default=30)
+if JWT_ACCESS_MINUTES < 1 or JWT_REFRESH_DAYS < 1:
+    raise ImproperlyConfigured("JWT_ACCESS_MINUTES and JWT_REFRESH_DAYS must be whole numbers of at least 1.")
+
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "SIGNING_KEY": SECRET_KEY,
     "UPDATE_LAST_LOGIN": False,
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=JWT_ACCESS_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=JWT_REFRESH_DAYS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "chatsite API",
     "DESCRIPTION": "REST API of chatsite (CONTRACT §2). The WebSocket protocol is in docs/protocol.md.",
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from this app (drf-spectacular-sidecar), not a CDN, so the docs page
+    # keeps the site's strict Content-Security-Policy.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Tunables of the chat protocol (CONTRACT §3).
@@ -218,6 +272,9 @@ CHAT_MAX_FRAME_BYTES = 64 * 1024
 CHAT_REPLAY_LIMIT = 500
 CHAT_ERROR_FLOOD = (20, 10.0)  # more than 20 bad frames in 10 s closes with 4008
 CHAT_TICKET_TTL_SECONDS = 60
+CHAT_REPORTS_PER_HOUR = 10  # POST messages/{id}/report/ per user (CONTRACT §7)
+# How often a process asks the cache whether moderators changed the word filter (rooms/wordfilter.py).
+CHAT_WORDFILTER_CHECK_SECONDS = env.float("CHAT_WORDFILTER_CHECK_SECONDS", default=1.0)
 CHAT_TYPING_INTERVAL_SECONDS = env.float("CHAT_TYPING_INTERVAL_SECONDS", default=2.0)
 CHAT_PRESENCE_TTL_SECONDS = env.int("CHAT_PRESENCE_TTL_SECONDS", default=30)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=8)
@@ -227,7 +284,7 @@ CHAT_HEARTBEAT_SECONDS = env.int("CHAT_HEARTBEAT_SECONDS", default=10)
 CHAT_WS_PING_INTERVAL = env.int("CHAT_WS_PING_INTERVAL", default=20)
 CHAT_WS_PING_TIMEOUT = env.int("CHAT_WS_PING_TIMEOUT", default=30)
 
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_TOKEN = get_optional_secret("METRICS_TOKEN")
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
