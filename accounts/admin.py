@@ -1,16 +1,22 @@
 """Users in the admin: superusers get Django's full UserAdmin; moderators a read-only view.
 
 Moderators can look users up (and ban them site-wide through rooms/services.py) but never edit
-them, change a password, or grant groups and permissions: those stay with superusers.
+them, change a password, or grant groups and permissions: those stay with superusers. A
+superuser's deactivation and password reset go through accounts/services.py, so they end the
+user's tokens, sessions and connections like the API's password change does.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin, OutstandingTokenAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts import services as account_services
 from accounts.models import MODERATORS_GROUP, User
 from rooms import services
 from rooms.admin.base import ServiceModelAdmin, restriction_action
@@ -38,12 +44,42 @@ class SiteBannedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PasswordResetForm(AdminPasswordChangeForm):
+    """Django's admin password form, saved through accounts.services.password_set."""
+
+    def save(self, commit: bool = True):
+        usable = self.cleaned_data.get("usable_password", "true") != "false"
+        account_services.password_set(user=self.user, new_password=self.cleaned_data["password1"] if usable else None)
+        return self.user
+
+
 @admin.register(User)
 class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
     list_display = ["username", "email", "is_active", "is_staff", "moderator", "site_ban_status", "date_joined"]
     list_filter = ["is_active", "is_staff", "is_superuser", "groups", SiteBannedFilter]
     search_fields = ["username", "email", "first_name", "last_name"]
-    actions = ["ban_site_wide", "lift_site_ban"]
+    actions = ["ban_site_wide", "lift_site_ban", "deactivate_selected"]
+    change_password_form = PasswordResetForm
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        """Everything but `is_active` saves as usual; turning it off or on is the service's."""
+        toggled = change and "is_active" in form.changed_data
+        if toggled:
+            obj.is_active = not obj.is_active
+        super().save_model(request, obj, form, change)
+        if toggled and obj.is_active:
+            account_services.user_deactivate(actor=request.user, user=obj)
+        elif toggled:
+            account_services.user_reactivate(actor=request.user, user=obj)
+
+    @admin.action(description="Deactivate selected users", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        self.apply_each(
+            request,
+            list(queryset.filter(is_active=True)),
+            lambda user: account_services.user_deactivate(actor=request.user, user=user),
+            done="Deactivated {count} user(s): their tokens and sessions ended.",
+        )
 
     def get_fieldsets(self, request, obj=None):
         if request.user.is_superuser:
@@ -108,3 +144,32 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
             lambda username: services.site_unban(actor=request.user, username=username),
             done="Lifted {count} site-wide ban(s).",
         )
+
+
+# simplejwt's token admins, without the token column: the outstanding-token table no longer
+# stores tokens (accounts/tokens.py), and an admin page must never show a live credential.
+admin.site.unregister(OutstandingToken)
+admin.site.unregister(BlacklistedToken)
+
+
+@admin.register(OutstandingToken)
+class IssuedRefreshTokenAdmin(OutstandingTokenAdmin):
+    list_display = ("jti", "user", "created_at", "expires_at", "revoked")
+    fields = ("jti", "user", "created_at", "expires_at")
+    list_filter = ("expires_at",)
+    search_fields = ("user__username", "jti")
+
+    def get_readonly_fields(self, *args, **kwargs):
+        return self.fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("blacklistedtoken")
+
+    @admin.display(description="revoked", boolean=True)
+    def revoked(self, token: OutstandingToken) -> bool:
+        return hasattr(token, "blacklistedtoken")
+
+
+@admin.register(BlacklistedToken)
+class RevokedRefreshTokenAdmin(BlacklistedTokenAdmin):
+    pass

@@ -1,21 +1,29 @@
-"""REST endpoints of accounts (CONTRACT §2): register, token, refresh, ws-ticket, me.
+"""REST endpoints of accounts (CONTRACT §2, §7): register, token, refresh, logout, password,
+ws-ticket, me.
 
-Thin views: a serializer validates, accounts/tickets.py or simplejwt does the work.
+Thin views: a serializer checks types, accounts/services.py, accounts/tokens.py or
+accounts/tickets.py does the work.
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.views import TokenViewBase
 
+from accounts import services
 from accounts.serializers import (
-    AccessResponseSerializer,
+    LogoutSerializer,
     MeSerializer,
+    PasswordChangeSerializer,
     RefreshSerializer,
     RegisterSerializer,
     TokenPairResponseSerializer,
@@ -25,6 +33,7 @@ from accounts.serializers import (
 )
 from accounts.throttles import AuthThrottle
 from accounts.tickets import ticket_issue
+from accounts.tokens import refresh_token_revoke, token_pair_issue
 from rooms.api.base import BodyLimitMixin
 
 
@@ -35,6 +44,17 @@ class BanAwareJWTScheme(SimpleJWTScheme):
 
 
 _ERROR = OpenApiResponse(description='`{"code", "detail", ...}` JSON error.')
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _field_errors(error: DjangoValidationError) -> serializers.ValidationError:
+    """A service's field errors as DRF's 400 with the same keys."""
+    return serializers.ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
 
 
 class RegisterView(BodyLimitMixin, APIView):
@@ -51,9 +71,13 @@ class RegisterView(BodyLimitMixin, APIView):
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        serializer = RegisterSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user = serializer.save()
+        data = _validated(RegisterSerializer, request.data)
+        try:
+            user = services.user_register(
+                username=data["username"], password=data["password"], email=data.get("email", "")
+            )
+        except DjangoValidationError as error:
+            raise _field_errors(error) from None
         return Response({"id": user.id, "username": user.username}, status=status.HTTP_201_CREATED)
 
 
@@ -73,18 +97,72 @@ class TokenView(BodyLimitMixin, TokenViewBase):
 
 
 class TokenRefreshView(BodyLimitMixin, TokenViewBase):
-    """Exchange a refresh JWT for a new access JWT."""
+    """Exchange a refresh JWT for a new pair; the one given is revoked."""
 
     serializer_class = RefreshSerializer
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
-        responses={200: AccessResponseSerializer, 400: _ERROR, 401: _ERROR, 403: _ERROR, 429: _ERROR},
-        summary="Refresh an access token",
+        responses={200: TokenPairResponseSerializer, 400: _ERROR, 401: _ERROR, 403: _ERROR, 429: _ERROR},
+        summary="Rotate a refresh token",
+        description="Answers a new access and refresh token. The refresh token given is revoked: "
+        "presenting it again answers 401. So is one issued before a password change or deactivation.",
         tags=["auth"],
     )
     def post(self, request: Request, *args, **kwargs) -> Response:
         return super().post(request, *args, **kwargs)
+
+
+class LogoutView(BodyLimitMixin, APIView):
+    """Sign a device out: revoke its refresh token."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes = [AuthThrottle]
+
+    @extend_schema(
+        request=LogoutSerializer,
+        responses={204: None, 400: _ERROR, 401: _ERROR, 429: _ERROR},
+        summary="Revoke a refresh token (sign out)",
+        description="204 once the token is revoked, also when it already was. 401 for a token that is "
+        "not a valid refresh token of this server (bad signature, expired, an access token). Access "
+        "tokens issued with it stay valid until they expire (JWT_ACCESS_MINUTES).",
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(LogoutSerializer, request.data)
+        try:
+            refresh_token_revoke(data["refresh"])
+        except TokenError as error:
+            raise AuthenticationFailed(str(error), code="token_not_valid") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(BodyLimitMixin, APIView):
+    """Change the caller's password; every other credential of theirs ends."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthThrottle]
+
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairResponseSerializer, 400: _ERROR, 401: _ERROR, 403: _ERROR, 429: _ERROR},
+        summary="Change your password",
+        description="200 with a fresh token pair for the caller. Every other refresh token of the user "
+        "is revoked, access tokens and WebSocket tickets issued before answer 401, and the user's web "
+        "sessions end. A wrong `old_password`, or a `new_password` the password validators refuse: 400 "
+        "with the field's errors.",
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(PasswordChangeSerializer, request.data)
+        try:
+            services.password_change(
+                user=request.user, old_password=data["old_password"], new_password=data["new_password"]
+            )
+        except DjangoValidationError as error:
+            raise _field_errors(error) from None
+        return Response(token_pair_issue(user=request.user).as_dict())
 
 
 class WsTicketView(BodyLimitMixin, APIView):

@@ -1,12 +1,22 @@
 """The custom user model, in place from migration 0001 so it can grow without a table swap."""
 
 from django.contrib.auth.models import AbstractUser
+from django.db import models
 
 MODERATORS_GROUP = "Moderators"
 
 
 class User(AbstractUser):
     """A chatsite account; moderators are staff users in the `Moderators` group."""
+
+    # Copied into every JWT (the `epoch` claim) and compared on every request and handshake, on the
+    # row those already load: a password change or deactivation bumps it, which refuses every
+    # token issued before in one cheap comparison (accounts/tokens.py).
+    token_epoch = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Raised when the user's credentials end (password change, deactivation): older tokens are refused.",
+    )
 
     @property
     def is_moderator(self) -> bool:

@@ -1,24 +1,27 @@
-"""Account pages: Django's login view, a sign-up page, and a logout that confirms on GET."""
+"""Account pages: Django's login view, a sign-up page, a logout that confirms on GET, and the
+admin's login and logout routed through the same throttle and the same session end."""
 
 from __future__ import annotations
 
 import math
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts import services
 from accounts.forms import SignupForm
 from accounts.throttles import AuthThrottle
 
 
 def _throttled(request: HttpRequest) -> HttpResponse | None:
     """429 once the client address spent its AUTH_THROTTLE budget (shared with the API's
-    register/token/refresh: the forms must not be a way around it); None while within it."""
+    register/token/refresh and the admin login: no form may be a way around it); None while within it."""
     throttle = AuthThrottle()
     if throttle.allow_request(request, None):
         return None
@@ -58,8 +61,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and (refusal := _throttled(request)):
         return refusal
     form = SignupForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
+    if request.method == "POST" and form.is_valid() and (user := form.register()) is not None:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(_safe_next(request))
     status = 400 if request.method == "POST" else 200
@@ -67,7 +69,8 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 class LogoutView(auth_views.LogoutView):
-    """POST logs out (Django's view); GET shows a confirmation form instead of a 405."""
+    """POST logs out through accounts.services.session_logout (the session's connections end
+    too); GET shows a confirmation form instead of a 405. Serves /admin/logout/ as well."""
 
     http_method_names = ["get", "post", "options"]
     template_name = "registration/logged_out.html"
@@ -76,3 +79,17 @@ class LogoutView(auth_views.LogoutView):
         if not request.user.is_authenticated:
             return redirect(settings.LOGIN_URL)
         return render(request, "registration/logout_confirm.html")
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        services.session_logout(request)
+        redirect_to = self.get_success_url()
+        if redirect_to != request.get_full_path():
+            return HttpResponseRedirect(redirect_to)
+        return render(request, self.template_name)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login page under the same AUTH_THROTTLE budget as every other login."""
+    if request.method == "POST" and (refusal := _throttled(request)):
+        return refusal
+    return admin.site.login(request)

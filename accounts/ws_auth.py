@@ -2,8 +2,11 @@
 
 Credentials, in order: `?ticket=` (single use), `Authorization: Bearer <access JWT>`, the Django
 session cookie. The cookie counts only when the handshake carries an allowed `Origin`: a native
-client that sends no Origin must use a header or a ticket (CONTRACT §3). State lives only in the
-scope; the consumer refuses the handshake when `scope["user"]` is not authenticated.
+client that sends no Origin must use a header or a ticket (CONTRACT §3). A token or ticket issued
+before the user's credentials last ended (password change, deactivation: the token epoch) is
+refused, on the user row the handshake loads anyway. State lives only in the scope: `user`,
+`auth_method`, and `credential` (accounts/credentials.py, what the engine re-checks); the consumer
+refuses the handshake when `scope["user"]` is not authenticated.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from django.http.cookie import parse_cookie
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.credentials import Credential
 from accounts.tickets import ticket_redeem
+from accounts.tokens import token_epoch_matches
 from chatsite import metrics
 from rooms.db import run_in_db_thread
 
@@ -64,40 +69,53 @@ def _session_for_key(session_key: str):
     return engine.SessionStore(session_key)
 
 
-async def authenticate_scope(scope) -> tuple[object, str]:
-    """(user or None, how) for a handshake; `how` names the credential or why none was accepted."""
+async def authenticate_scope(scope) -> tuple[object, str, Credential | None]:
+    """(user or None, how, credential) for a handshake; `how` names the credential or why none was accepted."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if "ticket" in query:
-        user_id = await run_in_db_thread(ticket_redeem)(query["ticket"][0])
-        if user_id is None:
-            return None, "bad_ticket"
+        redeemed = await run_in_db_thread(ticket_redeem)(query["ticket"][0])
+        if redeemed is None:
+            return None, "bad_ticket", None
+        user_id, epoch = redeemed
         user = await _user_for_id(user_id)
-        return user, "ticket" if user else "inactive_or_banned"
+        if user is None:
+            return None, "inactive_or_banned", None
+        if user.token_epoch != epoch:
+            return None, "revoked", None
+        return user, "ticket", Credential(user_id=user.id, token_epoch=epoch)
 
     authorization = _header(scope, b"authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return None, "bad_header"
+            return None, "bad_header", None
         try:
             access = AccessToken(token.strip())
-        except TokenError:
-            return None, "bad_token"
-        user = await _user_for_id(int(access["user_id"]))
-        return user, "jwt" if user else "inactive_or_banned"
+            user_id = int(access["user_id"])
+        except (TokenError, KeyError, ValueError, TypeError):
+            return None, "bad_token", None
+        user = await _user_for_id(user_id)
+        if user is None:
+            return None, "inactive_or_banned", None
+        if not token_epoch_matches(access, user):
+            return None, "revoked", None
+        return user, "jwt", Credential(user_id=user.id, token_epoch=user.token_epoch)
 
     if scope.get("origin") is None:
-        return None, "no_credentials"
+        return None, "no_credentials", None
     cookie = _header(scope, b"cookie")
     session_key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME) if cookie else None
     if not session_key:
-        return None, "no_credentials"
+        return None, "no_credentials", None
     session = await _session_for_key(session_key)
+    # Django's get_user also checks the session's password hash: a password change ended it.
     user = await get_session_user({"session": session})
     if not user.is_authenticated:
-        return None, "bad_session"
+        return None, "bad_session", None
     user = await _user_for_id(user.id)
-    return user, "session" if user else "inactive_or_banned"
+    if user is None:
+        return None, "inactive_or_banned", None
+    return user, "session", Credential(user_id=user.id, token_epoch=user.token_epoch, session_key=session.session_key)
 
 
 class WebSocketAuthMiddleware:
@@ -105,5 +123,7 @@ class WebSocketAuthMiddleware:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        user, how = await authenticate_scope(scope)
-        return await self.inner({**scope, "user": user or AnonymousUser(), "auth_method": how}, receive, send)
+        user, how, credential = await authenticate_scope(scope)
+        return await self.inner(
+            {**scope, "user": user or AnonymousUser(), "auth_method": how, "credential": credential}, receive, send
+        )

@@ -3,9 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts import views as account_views
 from chatsite import ops
 
 urlpatterns = [
+    # Before the admin's own: its login shares AUTH_THROTTLE, its logout ends the session's sockets.
+    path("admin/login/", account_views.admin_login, name="admin-login"),
+    path("admin/logout/", account_views.LogoutView.as_view(next_page="/admin/login/"), name="admin-logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("rooms.api_urls")),
     path("accounts/", include("accounts.urls")),

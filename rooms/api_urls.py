@@ -1,7 +1,7 @@
 """URL map of the REST API under /api/v1/ (CONTRACT §2), its OpenAPI schema and docs page."""
 
 from django.urls import path, re_path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
 from rooms import api
@@ -26,6 +26,8 @@ urlpatterns = [
     path("auth/register/", accounts_api.RegisterView.as_view(), name="api-register"),
     path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
     path("auth/token/refresh/", accounts_api.TokenRefreshView.as_view(), name="api-token-refresh"),
+    path("auth/logout/", accounts_api.LogoutView.as_view(), name="api-logout"),
+    path("auth/password/", accounts_api.PasswordChangeView.as_view(), name="api-password"),
     path("auth/ws-ticket/", accounts_api.WsTicketView.as_view(), name="api-ws-ticket"),
     path("me/", accounts_api.MeView.as_view(), name="api-me"),
     path("rooms/", api.RoomListView.as_view(), name="api-rooms"),
@@ -42,6 +44,7 @@ urlpatterns = [
     path("bans/", api.SiteBanListView.as_view(), name="api-site-bans"),
     path("bans/<username:username>/", api.SiteBanDetailView.as_view(), name="api-site-ban"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file, so the page needs no inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^.*$", api_not_found),  # last: everything else under /api/v1/ is a JSON 404
 ]

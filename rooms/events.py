@@ -16,6 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatsite import metrics
+from chatsite.logging import log_event
 from rooms.protocol import message_dict
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,24 @@ def room_updated(room) -> None:
 def user_site_banned(*, user_id: int) -> None:
     """Every socket of the user, on every process, closes with 4003."""
     _send_on_commit(SITE_GROUP, {"type": "chat.site_ban", "user_id": user_id})
+
+
+def user_credentials_ended(*, user_id: int, session_key: str | None = None) -> None:
+    """A user's credentials ended: with `session_key`, the connections that web session
+    authenticated (logout); without, all of the user's (password change, deactivation). They
+    must close with 4001 within one second on every process (CONTRACT §7).
+
+    CONNECTION POINT, NOT WIRED YET: the real-time engine's per-user path
+    `user_close(user_id, 4001, session_key)` is to be called from here, on commit. Today's hub has
+    no such event, so open sockets stay open until they reconnect; what already holds is that every
+    new handshake, REST call, refresh and ticket with the ended credential is refused. Called by
+    accounts/services.py (password_change, password_set, user_deactivate, session_logout) only.
+    """
+    scope = "session" if session_key else "all"
+    # The session key itself is a credential: it is never logged.
+    transaction.on_commit(
+        lambda: log_event(logger, "credentials_ended", user_id=user_id, scope=scope, connections_closed="not wired")
+    )
 
 
 async def send_async(group: str, event: dict[str, Any]) -> None:

@@ -170,10 +170,10 @@ def test_throttle_rate_parsing():
 
 def test_register_race_on_username_is_400(user_factory, monkeypatch):
     """If the name is taken between validation and insert, the answer is still a 400 field error."""
-    from accounts.serializers import RegisterSerializer
+    from accounts import services as account_services
 
     user_factory("racer")
-    monkeypatch.setattr(RegisterSerializer, "validate_username", lambda self, value: value)
+    monkeypatch.setattr(account_services, "username_taken", lambda username: False)
     response = APIClient().post(
         "/api/v1/auth/register/", {"username": "racer", "password": "Tr1cky-horse-battery"}, format="json"
     )
@@ -419,7 +419,7 @@ def test_ws_ticket_issued(user_factory):
     assert response.status_code == 200
     body = response.json()
     assert 0 < body["expires_in"] <= 60
-    assert ticket_redeem(body["ticket"]) == user.id
+    assert ticket_redeem(body["ticket"]) == (user.id, user.token_epoch)
 
 
 def test_ws_ticket_single_use(user_factory):

@@ -132,7 +132,7 @@ def test_signup_refuses_a_taken_username(client, alice):
         "/accounts/signup/", {"username": "alice", "password1": "a-Fresh-pass-7391", "password2": "a-Fresh-pass-7391"}
     )
     assert response.status_code == 400
-    assert b"already exists" in response.content
+    assert b"This username is taken" in response.content
 
 
 def test_signup_ignores_an_offsite_next(client):
