@@ -51,7 +51,7 @@ HANDSHAKES_REFUSED = Counter("chat_handshakes_refused", "WebSocket handshakes re
 
 # Every series the contract names exists from the first scrape (at 0), so dashboards and
 # `rate()` see a counter start rather than appear.
-ERROR_CODES = ("bad_request", "not_found", "forbidden", "rate_limited", "slow_mode", "too_large")
+ERROR_CODES = ("bad_request", "not_found", "forbidden", "rate_limited", "slow_mode", "too_large", "filtered")
 for _code in ERROR_CODES:
     FRAMES_REJECTED.labels(code=_code)
 for _direction in ("send", "receive"):

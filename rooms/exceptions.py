@@ -56,6 +56,12 @@ class SlowMode(ChatError):
     code, status = "slow_mode", 429
 
 
+class Filtered(ChatError):
+    """A `block` term of the word filter (CONTRACT §7): nothing stored, no rate-limit token spent."""
+
+    code, status = "filtered", 400
+
+
 STORAGE_RETRY_AFTER = 5  # seconds a client should wait before retrying during an outage
 
 

@@ -140,10 +140,32 @@ class SiteBan(models.Model):
         return self.until is None or self.until > timezone.now()
 
 
+class MessageRevision(models.Model):
+    """The text a message had before one edit: one row per edit (CONTRACT §7), shown to moderators."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    body_raw = models.TextField(help_text="The replaced text, as the author typed it.")
+    body = models.TextField(help_text="The replaced text, sanitised.")
+    written = models.DateTimeField(help_text="When the replaced text was posted, or edited in.")
+    replaced = models.DateTimeField(default=timezone.now, help_text="When the edit replaced it.")
+
+    class Meta:
+        ordering = ["message", "id"]
+
+    def __str__(self) -> str:
+        return f"revision of #{self.message_id} replaced {self.replaced:%Y-%m-%d %H:%M:%S}"
+
+
 class Report(models.Model):
+    # Null for a report the system filed (a `flag` term of the word filter).
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="reports"
+    )
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reports")
-    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports")
     reason = models.CharField(max_length=500)
+    snapshot = models.TextField(
+        blank=True, default="", help_text="The message's text (as typed) when it was reported: edits do not change it."
+    )
     created = models.DateTimeField(default=timezone.now)
     resolved = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
@@ -152,9 +174,64 @@ class Report(models.Model):
 
     class Meta:
         ordering = ["resolved", "-created"]
+        constraints = [
+            # One open report per message and reporter (the system counting as one reporter).
+            models.UniqueConstraint(
+                fields=["message", "reporter"],
+                condition=Q(resolved__isnull=True, reporter__isnull=False),
+                name="report_one_open_per_reporter",
+            ),
+            models.UniqueConstraint(
+                fields=["message"],
+                condition=Q(resolved__isnull=True, reporter__isnull=True),
+                name="report_one_open_by_system",
+            ),
+        ]
+        indexes = [models.Index(fields=["reporter", "created"], name="report_reporter_created")]
 
     def __str__(self) -> str:
         return f"report on #{self.message_id}"
+
+    @property
+    def is_by_system(self) -> bool:
+        return self.reporter_id is None
+
+
+class FilterTerm(models.Model):
+    """A word-filter term kept by moderators (CONTRACT §7): `block` refuses, `flag` reports."""
+
+    class Action(models.TextChoices):
+        BLOCK = "block", "block: refuse the message"
+        FLAG = "flag", "flag: let it through and report it"
+
+    term = models.CharField(max_length=100, help_text="A word or phrase, matched as whole words, any case or width.")
+    # The matching key, made by rooms.wordfilter.normalize (NFKC, case folded); unique per scope.
+    normalized = models.CharField(max_length=400, editable=False)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.BLOCK)
+    room = models.ForeignKey(
+        Room,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="filter_terms",
+        help_text="Only in this room; empty for every room.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["normalized", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["normalized", "room"], name="filterterm_unique_in_room"),
+            models.UniqueConstraint(
+                fields=["normalized"], condition=Q(room__isnull=True), name="filterterm_unique_everywhere"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} ({self.action}{f' in {self.room}' if self.room_id else ''})"
 
 
 class AuditLog(models.Model):
@@ -172,6 +249,11 @@ class AuditLog(models.Model):
         ROOM_UPDATE = "room_update"
         REPORT_RESOLVE = "report_resolve"
         MEMBER_INVITE = "member_invite"
+        USER_DEACTIVATE = "user_deactivate"
+        USER_REACTIVATE = "user_reactivate"
+        FILTER_TERM_ADD = "filter_term_add"
+        FILTER_TERM_CHANGE = "filter_term_change"
+        FILTER_TERM_DELETE = "filter_term_delete"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="audit_entries"

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from rooms import events, ratelimit
-from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, SlowMode, TooLarge
-from rooms.models import AuditLog, Membership, Message, Report, Room, RoomBan, RoomMute, SiteBan
+from rooms import events, ratelimit, wordfilter
+from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode, TooLarge
+from rooms.models import (
+    AuditLog,
+    FilterTerm,
+    Membership,
+    Message,
+    MessageRevision,
+    Report,
+    Room,
+    RoomBan,
+    RoomMute,
+    SiteBan,
+)
 from rooms.sanitize import sanitize_body
 from rooms.selectors import (
     post_access,
@@ -23,6 +35,7 @@ from rooms.selectors import (
     user_is_member,
     user_is_moderator,
     user_is_room_banned,
+    user_is_room_muted,
 )
 
 User = get_user_model()
@@ -155,8 +168,9 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
     """Store a message and broadcast it; returns (message, created).
 
     A `client_id` the user already used returns the stored message, uncounted and not broadcast
-    again. Checks membership, room ban, mute, slow mode, then the rate limit (refused frames do
-    not spend tokens). Locks the room row while inserting, so ids are in commit order per room.
+    again. Checks membership, room ban, mute, slow mode, the word filter, then the rate limit
+    (refused frames do not spend tokens). Locks the room row while inserting, so ids are in commit
+    order per room. A `flag` term opens a report by the system in the same transaction.
     """
     body = _check_body(body)
     is_member, banned, muted, existing_id = post_access(user_id=user.id, room_id=room.id, client_id=client_id)
@@ -179,11 +193,14 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
                     f"Slow mode: one message every {room.slow_mode_seconds} s in this room.",
                     retry_after=round(wait, 3),
                 )
+    verdict = wordfilter.screen(text=body, room_id=room.id)  # `filtered` before any token is spent
     ratelimit.consume(user_id=user.id, action="message")
     sanitized = sanitize_body(body)
     try:
         with transaction.atomic():
             message = _message_insert(room=room, author=user, body=sanitized, body_raw=body, client_id=client_id)
+            if verdict.flagged:
+                report_by_word_filter(message=message, terms=verdict.flagged)
             events.message_created(message)
     except IntegrityError:
         # Two sends of one client_id raced; the other one won, answer with its row.
@@ -252,19 +269,43 @@ def _message_insert(*, room: Room, author, body: str, body_raw: str, client_id: 
 
 
 def message_edit(*, user, message: Message, body: str) -> Message:
-    """The author changes a message's body; broadcast `message_edited`."""
+    """The author changes a message's body; the replaced text is kept as a revision; broadcast
+    `message_edited`.
+
+    Checks authorship, room ban and mute, the word filter, then the posting rate limit (an edit
+    spends a token of the same budget; a refused one spends none). An edit to the same text changes
+    nothing. Locks the message row, so concurrent edits each keep the text they replaced.
+    """
     if message.author_id != user.id:
         raise Forbidden("Only the author may edit a message.")
     if message.is_deleted:
         raise NotFound(f"No message {message.id}.")
     body = _check_body(body)
+    if body == message.body_raw:
+        return message
     if user_is_room_banned(user_id=user.id, room_id=message.room_id):
         raise Forbidden("You are banned from this room.")
-    message.body_raw = body
-    message.body = sanitize_body(body)
-    message.edited = timezone.now()
+    if user_is_room_muted(user_id=user.id, room_id=message.room_id):
+        raise Forbidden("You are muted in this room: you may read but not post or edit.")
+    verdict = wordfilter.screen(text=body, room_id=message.room_id)
+    ratelimit.consume(user_id=user.id, action="message")
+    sanitized = sanitize_body(body)
     with transaction.atomic():
+        current = Message.objects.select_for_update().get(pk=message.pk)
+        if current.is_deleted:
+            raise NotFound(f"No message {message.id}.")
+        now = timezone.now()
+        MessageRevision.objects.create(
+            message=current,
+            body_raw=current.body_raw,
+            body=current.body,
+            written=current.edited or current.created,
+            replaced=now,
+        )
+        message.body_raw, message.body, message.edited = body, sanitized, now
         message.save(update_fields=["body", "body_raw", "edited"])
+        if verdict.flagged:
+            report_by_word_filter(message=message, terms=verdict.flagged)
         events.message_edited(message)
     return message
 
@@ -308,13 +349,52 @@ def message_restore(*, actor, message: Message) -> None:
         )
 
 
-def message_report(*, user, message: Message, reason: str) -> Report:
-    """A reader flags a message for moderators."""
+def message_report(*, user, message: Message, reason: str) -> tuple[Report, bool]:
+    """A reader flags a message for moderators; returns (report, created).
+
+    The report keeps a copy of the text as it is now. A second report of the message by the same
+    user while the first is open returns the open one. Beyond CHAT_REPORTS_PER_HOUR new reports in
+    the last hour: RateLimited with the seconds until the oldest leaves the window. Locks the
+    reporter's user row, so concurrent reports are counted and de-duplicated exactly.
+    """
     if not isinstance(reason, str) or not reason.strip():
         raise BadRequest('"reason" must say what is wrong with the message.')
     if not user_is_member(user_id=user.id, room_id=message.room_id) and not user_is_moderator(user):
         raise Forbidden("Only members of the room may report its messages.")
-    return Report.objects.create(message=message, reporter=user, reason=reason[:500])
+    limit = settings.CHAT_REPORTS_PER_HOUR
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+        open_report = Report.objects.filter(message=message, reporter=user, resolved__isnull=True).first()
+        if open_report is not None:
+            return open_report, False
+        now = timezone.now()
+        window = timedelta(hours=1)
+        recent = list(
+            Report.objects.filter(reporter=user, created__gt=now - window)
+            .order_by("created")
+            .values_list("created", flat=True)
+        )
+        if len(recent) >= limit:
+            wait = (recent[len(recent) - limit] + window - now).total_seconds()
+            raise RateLimited(
+                f"At most {limit} reports an hour; try again in {max(1, round(wait / 60))} min.",
+                retry_after=round(max(wait, 1.0), 3),
+            )
+        report = Report.objects.create(
+            message=message, reporter=user, reason=reason[:500], snapshot=message.body_raw or message.body
+        )
+    return report, True
+
+
+def report_by_word_filter(*, message: Message, terms: tuple[str, ...]) -> Report | None:
+    """Open a report by the system (no reporter) on a message a `flag` term let through, unless one
+    is open already. Call inside the transaction that stores the message or its edit."""
+    if Report.objects.filter(message=message, reporter__isnull=True, resolved__isnull=True).exists():
+        return None
+    reason = "Word filter flagged: " + ", ".join(terms)
+    return Report.objects.create(
+        message=message, reporter=None, reason=reason[:500], snapshot=message.body_raw or message.body
+    )
 
 
 def report_resolve(*, actor, report: Report) -> Report:
@@ -347,6 +427,8 @@ def _room_restrict(*, model, action, noun: str, actor, room: Room, username: str
     user = _user_by_username(username)
     if user.id == room.owner_id or user.id == actor.id:
         raise BadRequest(f"The room's owner and you yourself cannot be {noun} in it.")
+    if user_is_moderator(user) and not actor.is_superuser:
+        raise Forbidden(f"{username} is a site moderator: only a superuser may have them {noun} in a room.")
     restriction, _ = model.objects.update_or_create(
         room=room, user=user, defaults={"until": until, "reason": reason, "created_by": actor}
     )
@@ -424,6 +506,8 @@ def site_ban(*, actor, username: str, until: datetime | None = None, reason: str
     user = _user_by_username(username)
     if user.id == actor.id or user.is_superuser:
         raise BadRequest("You cannot ban yourself or a superuser site-wide.")
+    if user_is_moderator(user) and not actor.is_superuser:
+        raise Forbidden(f"{username} is a moderator: only a superuser may ban a moderator site-wide.")
     with transaction.atomic():
         ban, _ = SiteBan.objects.update_or_create(
             user=user, defaults={"until": until, "reason": reason, "created_by": actor}
@@ -448,3 +532,84 @@ def site_unban(*, actor, username: str) -> None:
         if not deleted:
             raise NotFound(f"{username} is not banned site-wide.")
         _audit(actor=actor, action=AuditLog.Action.SITE_UNBAN, target_user=user)
+
+
+# ----- word filter ---------------------------------------------------------------------------
+
+
+def _check_term(term: str) -> str:
+    if not isinstance(term, str) or not wordfilter.term_is_usable(term):
+        raise BadRequest("A filter term needs at least one letter or digit.")
+    if len(term) > 100:
+        raise BadRequest(f"A filter term is at most 100 characters; this one has {len(term)}.")
+    return term.strip()
+
+
+def _term_detail(term: FilterTerm) -> dict:
+    return {"term": term.term, "term_action": term.action, "everywhere": term.room_id is None}
+
+
+def _save_term(term: FilterTerm) -> None:
+    try:
+        with transaction.atomic():
+            term.save()
+    except IntegrityError:
+        where = f"in {term.room}" if term.room_id else "for every room"
+        raise Conflict(f"The term {term.term!r} is already on the list {where}.", fields={"term": ["taken"]}) from None
+
+
+def filter_term_add(*, actor, term: str, action: str, room: Room | None = None) -> FilterTerm:
+    """A moderator adds a word-filter term (every room, or one); audited; live within a second."""
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may change the word filter.")
+    if action not in FilterTerm.Action.values:
+        raise BadRequest(f'"action" must be one of {", ".join(FilterTerm.Action.values)}.')
+    term = _check_term(term)
+    with transaction.atomic():
+        entry = FilterTerm(
+            term=term, normalized=wordfilter.normalize_term(term), action=action, room=room, created_by=actor
+        )
+        _save_term(entry)
+        _audit(actor=actor, action=AuditLog.Action.FILTER_TERM_ADD, room=room, **_term_detail(entry))
+        wordfilter.list_changed()
+    return entry
+
+
+def filter_term_change(
+    *, actor, entry: FilterTerm, term: str | None = None, action: str | None = None, room: Room | None = None
+) -> FilterTerm:
+    """A moderator changes a term's text, action or room (pass the room it should have); audited."""
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may change the word filter.")
+    if action is not None and action not in FilterTerm.Action.values:
+        raise BadRequest(f'"action" must be one of {", ".join(FilterTerm.Action.values)}.')
+    before = _term_detail(FilterTerm.objects.get(pk=entry.pk))
+    if term is not None:
+        entry.term = _check_term(term)
+        entry.normalized = wordfilter.normalize_term(entry.term)
+    if action is not None:
+        entry.action = action
+    entry.room = room
+    with transaction.atomic():
+        _save_term(entry)
+        _audit(
+            actor=actor,
+            action=AuditLog.Action.FILTER_TERM_CHANGE,
+            room=room,
+            before=before,
+            **_term_detail(entry),
+        )
+        wordfilter.list_changed()
+    return entry
+
+
+def filter_term_delete(*, actor, entry: FilterTerm) -> None:
+    """A moderator removes a term; audited."""
+    if not user_is_moderator(actor):
+        raise Forbidden("Only moderators may change the word filter.")
+    with transaction.atomic():
+        detail = _term_detail(entry)
+        room = entry.room
+        entry.delete()
+        _audit(actor=actor, action=AuditLog.Action.FILTER_TERM_DELETE, room=room, **detail)
+        wordfilter.list_changed()

@@ -34,9 +34,10 @@ def _fresh_shared_state():
     """Each test starts with empty rate-limit buckets, cache and (test) Redis database."""
     from django.core.cache import cache
 
-    from rooms import ratelimit
+    from rooms import ratelimit, wordfilter
 
     ratelimit.reset_local_buckets()
+    wordfilter.forget_compiled()
     if settings.REDIS_URL:
         from rooms.redis import get_redis
 
@@ -79,11 +80,18 @@ def moderator_factory(user_factory):
 
         group, created = Group.objects.get_or_create(name="Moderators")
         if created:
-            migration = importlib.import_module("rooms.migrations.0002_moderators_group")
-            for app_label, codenames in migration.MODERATOR_PERMISSIONS.items():
-                group.permissions.add(
-                    *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
-                )
+            # Every migration of rooms that grants the group permissions names them in a
+            # MODERATOR_PERMISSIONS dict (found by attribute, so renumbering keeps working).
+            import pkgutil
+
+            import rooms.migrations
+
+            for module_info in pkgutil.iter_modules(rooms.migrations.__path__):
+                migration = importlib.import_module(f"rooms.migrations.{module_info.name}")
+                for app_label, codenames in getattr(migration, "MODERATOR_PERMISSIONS", {}).items():
+                    group.permissions.add(
+                        *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+                    )
         return group
 
     def make(username: str | None = None):

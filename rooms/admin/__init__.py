@@ -4,7 +4,7 @@ Every write here calls rooms/services.py, so the admin, the REST API and the Web
 write path, one audit log and one live broadcast.
 """
 
-from rooms.admin import audit, messages, restrictions, rooms  # noqa: F401  (registers the admins)
+from rooms.admin import audit, messages, restrictions, rooms, wordfilter  # noqa: F401  (registers the admins)
 from rooms.admin.base import ServiceModelAdmin, restriction_action
 
 __all__ = ["ServiceModelAdmin", "restriction_action"]

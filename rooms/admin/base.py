@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from rooms.exceptions import ChatError
-from rooms.models import Message
+from rooms.models import Message, Report
 from rooms.selectors import user_is_moderator
 
 CONTEXT_MESSAGES = 3  # messages shown before and after a reported one
@@ -119,9 +119,45 @@ def restriction_action(
     return TemplateResponse(request, "admin/rooms/restriction_action.html", context)
 
 
-def message_excerpt(message: Message, length: int = 80) -> str:
-    text = message.body_raw or message.body
+def excerpt(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def message_excerpt(message: Message, length: int = 80) -> str:
+    return excerpt(message.body_raw or message.body, length)
+
+
+def reporter_label(report: Report) -> str:
+    return "system (word filter)" if report.is_by_system else report.reporter.username
+
+
+def message_revisions_html(message: Message) -> str:
+    """Every version of a message's text, oldest first, with when it was written and replaced;
+    shown escaped, as typed. The last row is the current text (or says the message was deleted)."""
+    revisions = list(message.revisions.all())
+    if not revisions:
+        return "never edited"
+    rows = [
+        (
+            index,
+            revision.written.strftime("%Y-%m-%d %H:%M:%S"),
+            revision.replaced.strftime("%Y-%m-%d %H:%M:%S"),
+            revision.body_raw or revision.body,
+        )
+        for index, revision in enumerate(revisions, start=1)
+    ]
+    current = (
+        len(rows) + 1,
+        (message.edited or message.created).strftime("%Y-%m-%d %H:%M:%S"),
+        "deleted" if message.is_deleted else "current",
+        message.body_raw or message.body,
+    )
+    body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", [*rows, current])
+    return format_html(
+        '<table class="chat-revisions"><thead><tr><th>version</th><th>written</th><th>replaced</th>'
+        "<th>text</th></tr></thead><tbody>{}</tbody></table>",
+        body,
+    )
 
 
 def message_context_html(message: Message) -> str:
@@ -133,11 +169,12 @@ def message_context_html(message: Message) -> str:
 
     def row(item: Message):
         url = reverse("admin:rooms_message_change", args=[item.pk])
-        style = "font-weight:bold;background:var(--selected-row,#ffc)" if item.pk == message.pk else ""
+        # A class, not a style attribute: the admin is under the site's strict CSP too.
+        css_class = "chat-context-current" if item.pk == message.pk else ""
         state = " (deleted)" if item.is_deleted else ""
         # body_raw is what the author typed: shown escaped, so no markup from a user runs here.
         return (
-            style,
+            css_class,
             url,
             item.pk,
             item.created.strftime("%Y-%m-%d %H:%M:%S"),
@@ -148,7 +185,7 @@ def message_context_html(message: Message) -> str:
 
     body = format_html_join(
         "",
-        '<tr style="{}"><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}{}</td></tr>',
+        '<tr class="{}"><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}{}</td></tr>',
         (row(item) for item in rows),
     )
     return format_html(

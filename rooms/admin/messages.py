@@ -6,16 +6,19 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Q
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from rooms import services
 from rooms.admin.base import (
     ServiceModelAdmin,
+    excerpt,
     message_context_html,
     message_excerpt,
+    message_revisions_html,
     moderation_links_html,
+    reporter_label,
     restriction_action,
 )
 from rooms.exceptions import ChatError
@@ -105,6 +108,7 @@ class MessageAdmin(ServiceModelAdmin):
         "room",
         "author",
         "body_raw",
+        "revisions",
         "moderate",
         "created",
         "edited",
@@ -156,7 +160,7 @@ class MessageAdmin(ServiceModelAdmin):
                     (
                         reverse("admin:rooms_report_change", args=[report.pk]),
                         report.created.strftime("%Y-%m-%d %H:%M"),
-                        report.reporter.username,
+                        reporter_label(report),
                         report.reason,
                         " (resolved)" if report.resolved else "",
                     )
@@ -168,6 +172,10 @@ class MessageAdmin(ServiceModelAdmin):
     @admin.display(description="in context")
     def context(self, message: Message) -> str:
         return message_context_html(message)
+
+    @admin.display(description="edit history")
+    def revisions(self, message: Message) -> str:
+        return message_revisions_html(message)
 
     @admin.display(description="act")
     def moderate(self, message: Message) -> str:
@@ -234,14 +242,22 @@ class ReportAdmin(ServiceModelAdmin):
         "message_link",
         "message_author",
         "room",
-        "reporter",
+        "reporter_name",
         "reason",
+        "text_when_reported",
+        "text_now",
         "created",
         "message_deleted",
     ]
     list_display_links = ["id", "reason"]
     list_filter = [OpenReportFilter, "message__room", "created"]
-    search_fields = ["reason", "message__body_raw", "reporter__username", "message__author__username"]
+    search_fields = [
+        "reason",
+        "snapshot",
+        "message__body_raw",
+        "reporter__username",
+        "message__author__username",
+    ]
     list_select_related = ["message__room", "message__author", "reporter"]
     # Open (resolved is NULL) first on every database, then the newest.
     ordering = [F("resolved").desc(nulls_first=True), "-created"]
@@ -250,8 +266,11 @@ class ReportAdmin(ServiceModelAdmin):
         "message_link",
         "message_author",
         "room",
-        "reporter",
+        "reporter_name",
         "reason",
+        "snapshot",
+        "current_text",
+        "revisions",
         "moderate",
         "created",
         "resolved",
@@ -295,6 +314,33 @@ class ReportAdmin(ServiceModelAdmin):
     def message_deleted(self, report: Report) -> bool:
         return report.message.is_deleted
 
+    @admin.display(description="reporter", ordering="reporter__username")
+    def reporter_name(self, report: Report) -> str:
+        return reporter_label(report)
+
+    @admin.display(description="text when reported")
+    def text_when_reported(self, report: Report) -> str:
+        return excerpt(report.snapshot, 60)
+
+    @admin.display(description="text now")
+    def text_now(self, report: Report) -> str:
+        current = report.message.body_raw or report.message.body
+        if report.message.is_deleted:
+            return "(deleted)"
+        return "(unchanged)" if current == report.snapshot else excerpt(current, 60)
+
+    @admin.display(description="text now")
+    def current_text(self, report: Report) -> str:
+        message = report.message
+        current = message.body_raw or message.body
+        state = " (deleted)" if message.is_deleted else ""
+        changed = "unchanged since the report" if current == report.snapshot else "edited since the report"
+        return format_html("{}{} <em>({})</em>", current, state, changed)
+
+    @admin.display(description="edit history")
+    def revisions(self, report: Report) -> str:
+        return message_revisions_html(report.message)
+
     @admin.display(description="in context")
     def context(self, report: Report) -> str:
         return message_context_html(report.message)
@@ -308,7 +354,18 @@ class ReportAdmin(ServiceModelAdmin):
         resolve = path(
             "<path:object_id>/resolve/", self.admin_site.admin_view(self.resolve_view), name="rooms_report_resolve"
         )
-        return [resolve, *super().get_urls()]
+        open_count = path(
+            "open-count/", self.admin_site.admin_view(self.open_count_view), name="rooms_report_open_count"
+        )
+        return [open_count, resolve, *super().get_urls()]
+
+    def open_count_view(self, request):
+        """`{"open": N}`: what the admin header's live count polls (static/js/admin-open-reports.js)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        response = JsonResponse({"open": Report.objects.filter(resolved__isnull=True).count()})
+        response["Cache-Control"] = "no-store"
+        return response
 
     def resolve_view(self, request, object_id):
         """POST only: resolve one report from its page, then back to the queue."""

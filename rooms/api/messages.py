@@ -57,7 +57,8 @@ class MessageListView(ChatAPIView):
             429: ERROR,
         },
         description="201 with the new message; 200 with the stored one when `client_id` was already used "
-        "by this user (a resend: nothing stored, broadcast or counted again).",
+        "by this user (a resend: nothing stored, broadcast or counted again). A `block` term of the word "
+        'filter answers 400 `{"code": "filtered"}` (nothing stored, no rate-limit token spent).',
     )
     def post(self, request: Request, slug: str) -> Response:
         room = selectors.room_get_visible(user=request.user, slug=slug)
@@ -73,7 +74,10 @@ class MessageDetailView(ChatAPIView):
 
     @extend_schema(
         request=MessageEditSerializer,
-        responses={200: MessageSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR},
+        responses={200: MessageSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 413: ERROR, 429: ERROR},
+        description="The replaced text is kept as a revision moderators see. Refused (403) while the author "
+        "is banned from or muted in the room; a `block` term of the word filter answers 400 `filtered`; "
+        "edits spend the posting rate limit (429).",
     )
     def patch(self, request: Request, message_id: int) -> Response:
         message = message_for(user=request.user, message_id=message_id)
@@ -93,13 +97,24 @@ class MessageReportView(ChatAPIView):
 
     @extend_schema(
         request=ReportSerializer,
-        responses={201: ReportCreatedSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR},
+        responses={
+            201: ReportCreatedSerializer,
+            200: ReportCreatedSerializer,
+            400: ERROR,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            429: ERROR,
+        },
+        description="201 with the new report, which keeps a copy of the message's text. 200 with the open "
+        "report when the caller already reported this message and it is not resolved yet. At most 10 new "
+        "reports per user per hour: 429 with `Retry-After` beyond.",
     )
     def post(self, request: Request, message_id: int) -> Response:
         message = message_for(user=request.user, message_id=message_id)
         data = validated(ReportSerializer, request.data)
-        report = services.message_report(user=request.user, message=message, reason=data["reason"])
+        report, created = services.message_report(user=request.user, message=message, reason=data["reason"])
         return Response(
             {"id": report.id, "message": message.id, "reason": report.reason, "created": report.created},
-            status=status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )

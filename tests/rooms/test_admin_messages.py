@@ -282,9 +282,9 @@ def test_report_queue_lists_open_reports_first(mod_client, lobby, alice, bob, mo
     """Open reports come before resolved ones, the newest first."""
     from rooms.services import report_resolve
 
-    older = message_report(user=bob, message=post(alice, lobby, "a"), reason="r1")
-    resolved = message_report(user=bob, message=post(alice, lobby, "b"), reason="r2")
-    newer = message_report(user=bob, message=post(alice, lobby, "c"), reason="r3")
+    older, _ = message_report(user=bob, message=post(alice, lobby, "a"), reason="r1")
+    resolved, _ = message_report(user=bob, message=post(alice, lobby, "b"), reason="r2")
+    newer, _ = message_report(user=bob, message=post(alice, lobby, "c"), reason="r3")
     report_resolve(actor=moderator, report=resolved)
     results = mod_client.get(REPORTS).context["cl"].result_list
     assert [report.pk for report in results] == [newer.pk, older.pk, resolved.pk]
@@ -297,7 +297,7 @@ def test_report_page_shows_the_message_in_context(mod_client, lobby, alice, bob)
     reported = post(alice, lobby, "the offending line")
     for number in range(5):
         post(bob, lobby, f"after-{number}")
-    report = message_report(user=bob, message=reported, reason="offensive")
+    report, _ = message_report(user=bob, message=reported, reason="offensive")
     page = mod_client.get(reverse("admin:rooms_report_change", args=[report.pk])).content.decode()
     assert "the offending line" in page
     assert "before-4" in page and "before-2" in page and "before-1" not in page
@@ -307,7 +307,7 @@ def test_report_page_shows_the_message_in_context(mod_client, lobby, alice, bob)
 def test_report_context_escapes_markup(mod_client, lobby, alice, bob):
     """A message's text is shown escaped in the report page, never as live markup."""
     reported = post(alice, lobby, "<script>alert(1)</script>")
-    report = message_report(user=bob, message=reported, reason="xss")
+    report, _ = message_report(user=bob, message=reported, reason="xss")
     page = mod_client.get(reverse("admin:rooms_report_change", args=[report.pk])).content.decode()
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -315,7 +315,7 @@ def test_report_context_escapes_markup(mod_client, lobby, alice, bob):
 
 def test_resolve_selected_reports(mod_client, lobby, alice, bob, moderator):
     """Resolving reports marks them resolved by the moderator, one audit entry each."""
-    reports = [message_report(user=bob, message=post(alice, lobby, f"m{n}"), reason="r") for n in range(2)]
+    reports = [message_report(user=bob, message=post(alice, lobby, f"m{n}"), reason="r")[0] for n in range(2)]
     action(mod_client, REPORTS, "resolve_selected", reports)
     assert Report.objects.filter(resolved__isnull=False, resolved_by=moderator).count() == 2
     assert AuditLog.objects.filter(action="report_resolve").count() == 2
@@ -324,8 +324,8 @@ def test_resolve_selected_reports(mod_client, lobby, alice, bob, moderator):
 def test_delete_reported_messages(mod_client, lobby, alice, bob):
     """The report action deletes each reported message once, even when reported twice."""
     message = post(alice, lobby, "rude")
-    first = message_report(user=bob, message=message, reason="rude")
-    second = message_report(user=lobby.owner, message=message, reason="very rude")
+    first, _ = message_report(user=bob, message=message, reason="rude")
+    second, _ = message_report(user=lobby.owner, message=message, reason="very rude")
     action(mod_client, REPORTS, "delete_reported_messages", [first, second])
     message.refresh_from_db()
     assert message.deleted is not None
@@ -334,14 +334,14 @@ def test_delete_reported_messages(mod_client, lobby, alice, bob):
 
 def test_ban_authors_from_the_report_queue(mod_client, lobby, alice, bob):
     """From the report queue a moderator bans the reported message's author from its room."""
-    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    report, _ = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
     action(mod_client, REPORTS, "ban_authors_from_room", [report], apply="1", reason="rude", until="")
     assert RoomBan.objects.filter(room=lobby, user=alice, until__isnull=True).count() == 1
 
 
 def test_plain_staff_cannot_see_reports(client, user_factory, lobby, alice, bob):
     """A staff user outside Moderators gets 403 on a report's page."""
-    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    report, _ = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
     client.force_login(user_factory("staffer", is_staff=True))
     assert client.get(reverse("admin:rooms_report_change", args=[report.pk])).status_code == 403
 
@@ -349,7 +349,7 @@ def test_plain_staff_cannot_see_reports(client, user_factory, lobby, alice, bob)
 def test_report_page_links_to_delete_and_ban_the_author(mod_client, lobby, alice, bob):
     """A report's page offers delete, ban, mute and site-ban links for the reported message's author."""
     message = post(alice, lobby, "rude")
-    report = message_report(user=bob, message=message, reason="rude")
+    report, _ = message_report(user=bob, message=message, reason="rude")
     page = mod_client.get(reverse("admin:rooms_report_change", args=[report.pk])).content.decode()
     assert reverse("admin:rooms_message_delete", args=[message.pk]) in page
     assert f"{reverse('admin:rooms_roomban_add')}?room={lobby.pk}&amp;user={alice.pk}" in page
@@ -365,7 +365,7 @@ def test_ban_form_opened_from_a_report_is_prefilled(mod_client, lobby, alice):
 
 def test_resolve_button_resolves_one_report(mod_client, lobby, alice, bob, moderator):
     """The report page's resolve button resolves it (one audit entry) and returns to the queue."""
-    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    report, _ = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
     response = mod_client.post(reverse("admin:rooms_report_resolve", args=[report.pk]))
     assert response.status_code == 302 and response["Location"] == REPORTS
     report.refresh_from_db()
@@ -375,7 +375,7 @@ def test_resolve_button_resolves_one_report(mod_client, lobby, alice, bob, moder
 
 def test_resolve_url_refuses_get(mod_client, lobby, alice, bob):
     """Resolving needs a POST: a GET answers 405 and changes nothing."""
-    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    report, _ = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
     assert mod_client.get(reverse("admin:rooms_report_resolve", args=[report.pk])).status_code == 405
     report.refresh_from_db()
     assert report.resolved is None
@@ -383,7 +383,7 @@ def test_resolve_url_refuses_get(mod_client, lobby, alice, bob):
 
 def test_resolve_url_refuses_plain_staff(client, user_factory, lobby, alice, bob):
     """A staff user outside Moderators cannot resolve a report (403)."""
-    report = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
+    report, _ = message_report(user=bob, message=post(alice, lobby, "rude"), reason="rude")
     client.force_login(user_factory("staffer", is_staff=True))
     assert client.post(reverse("admin:rooms_report_resolve", args=[report.pk])).status_code == 403
 

@@ -347,9 +347,9 @@ def test_site_unban_by_user_403(user_factory, moderator_factory, target):
     assert SiteBan.objects.exists()
 
 
-def test_site_banned_moderator_loses_powers(moderator_factory):
-    """A site-banned moderator's token answers 403 everywhere."""
+def test_site_banned_moderator_loses_powers(moderator_factory, user_factory):
+    """A moderator a superuser banned site-wide: their token answers 403 everywhere."""
     mod_a, mod_b = moderator_factory(), moderator_factory()
     client = bearer(mod_b)
-    services.site_ban(actor=mod_a, username=mod_b.username)
+    services.site_ban(actor=user_factory(is_superuser=True, is_staff=True), username=mod_b.username)
     assert client.post("/api/v1/bans/", {"username": mod_a.username}, format="json").status_code == 403

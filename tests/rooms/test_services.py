@@ -368,7 +368,7 @@ def test_message_restore_non_moderator(owner, member, room):
 def test_message_report(owner, member, room):
     """A member reports a message."""
     message, _ = services.message_post(user=member, room=room, body="x")
-    report = services.message_report(user=owner, message=message, reason="spam")
+    report, _ = services.message_report(user=owner, message=message, reason="spam")
     assert (report.reporter, report.reason, report.resolved) == (owner, "spam", None)
 
 
@@ -396,7 +396,7 @@ def test_message_report_non_member(user_factory, member, room):
 def test_report_resolve(moderator_factory, owner, member, room):
     """A moderator resolves a report once; audited once."""
     message, _ = services.message_post(user=member, room=room, body="x")
-    report = services.message_report(user=owner, message=message, reason="r")
+    report, _ = services.message_report(user=owner, message=message, reason="r")
     mod = moderator_factory()
     services.report_resolve(actor=mod, report=report)
     services.report_resolve(actor=mod, report=report)
@@ -407,7 +407,7 @@ def test_report_resolve(moderator_factory, owner, member, room):
 def test_report_resolve_non_moderator(owner, member, room):
     """Only moderators resolve reports."""
     message, _ = services.message_post(user=member, room=room, body="x")
-    report = services.message_report(user=owner, message=message, reason="r")
+    report, _ = services.message_report(user=owner, message=message, reason="r")
     with pytest.raises(Forbidden):
         services.report_resolve(actor=owner, report=report)
 
