@@ -24,7 +24,8 @@ export function csrfToken() {
   return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
 }
 
-export async function request(method, path, body) {
+/** `{status, data}` of a JSON API call; non-2xx answers throw ApiError. */
+export async function send(method, path, body) {
   const headers = { Accept: "application/json" };
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
@@ -38,15 +39,23 @@ export async function request(method, path, body) {
   } catch (error) {
     throw new ApiError(0, { code: "network", detail: "the server could not be reached" });
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return { status: 204, data: null };
   let data = null;
   try {
     data = await response.json();
   } catch {
     data = null;
   }
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  if (!response.ok) {
+    const error = new ApiError(response.status, data);
+    error.retryAfter = Number(response.headers.get("Retry-After")) || null;
+    throw error;
+  }
+  return { status: response.status, data };
+}
+
+export async function request(method, path, body) {
+  return (await send(method, path, body)).data;
 }
 
 /** A page of a room's history: `{results, has_more}`, results ascending by id. */
@@ -62,3 +71,9 @@ export function fetchMessages(slug, { before, after, limit } = {}) {
 export const editMessage = (id, body) => request("PATCH", `messages/${id}/`, { body });
 export const deleteMessage = (id) => request("DELETE", `messages/${id}/`);
 export const fetchMe = () => request("GET", "me/");
+
+/** Report a message: `{created, report}`; `created` is false when the user's earlier report is still open. */
+export async function reportMessage(id, reason) {
+  const { status, data } = await send("POST", `messages/${id}/report/`, { reason });
+  return { created: status === 201, report: data };
+}

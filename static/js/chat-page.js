@@ -9,7 +9,7 @@
 import { ApiError, describeError, fetchMe, fetchMessages } from "./api.js";
 import { ChatSocket } from "./chat-socket.js";
 import { Composer } from "./composer.js";
-import { confirmDelete, startEdit } from "./message-actions.js";
+import { confirmDelete, startEdit, startReport } from "./message-actions.js";
 import { MessageList } from "./message-list.js";
 
 const HISTORY_PAGE = 50;
@@ -210,6 +210,8 @@ messages.list.addEventListener("click", (event) => {
     });
   } else if (button.classList.contains("action-delete")) {
     confirmDelete(entry, button, { onDeleted: removeMessage, onProblem });
+  } else if (button.classList.contains("action-report")) {
+    startReport(entry, button);
   }
 });
 

@@ -1,15 +1,19 @@
 /**
- * Edit and delete on a message row, over REST (PATCH/DELETE /api/v1/messages/{id}/).
+ * Edit, delete and report on a message row, over REST (PATCH/DELETE /api/v1/messages/{id}/,
+ * POST /api/v1/messages/{id}/report/).
  *
  * Editing opens an inline form prefilled with the markup the author would have typed; Enter
  * saves, Shift+Enter adds a line, Escape cancels. Deleting takes a second click ("Confirm
  * delete") instead of a confirm() dialog: keyboard friendly, and cancelled by waiting.
+ * Reporting opens an inline form asking for the reason (required); the answer is confirmed in
+ * the row itself, in a status region screen readers announce.
  */
 
-import { ApiError, deleteMessage, describeError, editMessage } from "./api.js";
+import { ApiError, deleteMessage, describeError, editMessage, reportMessage } from "./api.js";
 import { bodyToSource } from "./render.js";
 
 const CONFIRM_DELETE_MS = 4000;
+const REASON_MAX_CHARS = 500;
 let editorCount = 0;
 
 function element(tag, properties = {}) {
@@ -94,4 +98,80 @@ export async function confirmDelete(entry, button, { onDeleted, onProblem }) {
   } finally {
     button.disabled = false;
   }
+}
+
+function reportAnswer(created) {
+  return created
+    ? "Reported. Thank you: a moderator will look at this message."
+    : "You already reported this message; a moderator will look at it.";
+}
+
+/**
+ * Report another user's message: a reason is required, Escape or Cancel closes the form.
+ * @param {object} entry {message, el} of the row
+ * @param {HTMLButtonElement} button the row's Report button (focus returns there)
+ */
+export function startReport(entry, button) {
+  const { el } = entry;
+  if (el.querySelector(".report-form")) {
+    el.querySelector(".report-form textarea").focus();
+    return;
+  }
+  el.querySelector(".report-done")?.remove();
+  const id = `report-${++editorCount}`;
+  const form = element("form", { className: "report-form", noValidate: true });
+  const label = element("label", { htmlFor: id, textContent: `Why are you reporting this message by ${entry.message.author.username}?` });
+  const textarea = element("textarea", { id, name: "reason", rows: 2, maxLength: REASON_MAX_CHARS, required: true });
+  const problem = element("p", { className: "report-problem", id: `${id}-problem`, hidden: true });
+  problem.setAttribute("role", "alert");
+  textarea.setAttribute("aria-describedby", problem.id);
+  const actions = element("div", { className: "actions" });
+  const submit = element("button", { type: "submit", className: "primary", textContent: "Send report" });
+  const cancel = element("button", { type: "button", className: "link-button", textContent: "Cancel" });
+  actions.append(submit, cancel);
+  form.append(label, textarea, problem, actions);
+  el.querySelector(".body").after(form);
+  textarea.focus();
+
+  const close = () => {
+    form.remove();
+    button.focus();
+  };
+  const showProblem = (text) => {
+    problem.textContent = text;
+    problem.hidden = false;
+    textarea.setAttribute("aria-invalid", "true");
+  };
+  cancel.addEventListener("click", close);
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reason = textarea.value.trim();
+    if (!reason) {
+      showProblem("Say why: a reason is required.");
+      textarea.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const { created } = await reportMessage(entry.message.id, reason);
+      form.remove();
+      const done = element("p", { className: "report-done", textContent: reportAnswer(created) });
+      done.setAttribute("role", "status");
+      el.querySelector(".body").after(done);
+      button.textContent = "Reported";
+      button.focus();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 429) {
+        const minutes = Math.max(1, Math.ceil((error.retryAfter ?? 60) / 60));
+        showProblem(`You have sent many reports in the last hour; try again in ${minutes} min.`);
+      } else {
+        showProblem(`Could not send the report: ${describeError(error)}.`);
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  });
 }

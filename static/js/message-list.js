@@ -112,10 +112,15 @@ export class MessageList {
     el.classList.toggle("own", isOwn);
     const edit = el.querySelector(".action-edit");
     const remove = el.querySelector(".action-delete");
+    const report = el.querySelector(".action-report");
     edit.hidden = !isOwn;
     remove.hidden = !(isOwn || viewer.canModerate);
     edit.setAttribute("aria-label", `Edit your message from ${when.short}`);
     remove.setAttribute("aria-label", `Delete message by ${message.author.username} from ${when.short}`);
+    if (report) {
+      report.hidden = isOwn; // other users' messages only
+      report.setAttribute("aria-label", `Report message by ${message.author.username} from ${when.short}`);
+    }
   }
 
   /** Show a message in id order; false if that id is shown already (then only newer edits apply). */
