@@ -120,6 +120,10 @@ class LogoutView(BodyLimitMixin, APIView):
     permission_classes: list = []
     throttle_classes = [AuthThrottle]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # Like simplejwt's token views: a refused token is 401 with WWW-Authenticate, not 403.
+        return 'Bearer realm="api"'
+
     @extend_schema(
         request=LogoutSerializer,
         responses={204: None, 400: _ERROR, 401: _ERROR, 429: _ERROR},

@@ -17,3 +17,13 @@ from chatsite.settings import *  # noqa: E402, F403
 
 # Tests never run collectstatic; find static files on each request instead of warning about STATIC_ROOT.
 WHITENOISE_AUTOREFRESH = True
+
+# Hashing at full strength costs about half a second per user or login on a busy 2-core machine.
+PASSWORD_HASHERS = [
+    "tests.support.hashers.FastPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]

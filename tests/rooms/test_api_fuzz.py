@@ -15,6 +15,8 @@ pytestmark = pytest.mark.django_db
 FIELDS = [
     "username",
     "password",
+    "old_password",
+    "new_password",
     "email",
     "refresh",
     "name",
@@ -49,6 +51,8 @@ WRITE_ENDPOINTS = [
     ("post", "/api/v1/auth/register/"),
     ("post", "/api/v1/auth/token/"),
     ("post", "/api/v1/auth/token/refresh/"),
+    ("post", "/api/v1/auth/logout/"),
+    ("post", "/api/v1/auth/password/"),
     ("post", "/api/v1/rooms/"),
     ("patch", "/api/v1/rooms/fuzz/"),
     ("post", "/api/v1/rooms/fuzz/members/"),
