@@ -40,7 +40,9 @@ _CREDENTIALS = [
     ),
     # "key": "value" in JSON (request bodies echoed by an error, a payload in a traceback).
     (
-        re.compile(r"(?i)([\"'](?:ticket|password\w*|old_password|new_password|access|refresh|token)[\"']\s*:\s*)[\"'][^\"']*[\"']"),
+        re.compile(
+            r"(?i)([\"'](?:ticket|password\w*|old_password|new_password|access|refresh|token)[\"']\s*:\s*)[\"'][^\"']*[\"']"
+        ),
         rf'\1"{REDACTED}"',
     ),
 ]
