@@ -34,6 +34,8 @@ def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
             "PORT",
             "HOST",
             "METRICS_TOKEN",
+            "JWT_ACCESS_MINUTES",
+            "JWT_REFRESH_DAYS",
         }
     }
     script = "import django; django.setup()\nfrom django.conf import settings\n" + code
@@ -100,7 +102,8 @@ def test_environment_read():
     result = run_django(
         "print(settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'],"
         " settings.CHAT_MESSAGE_RATE, settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['auth'],"
-        " settings.ALLOWED_ORIGINS, sep='|')",
+        " settings.ALLOWED_ORIGINS, settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'],"
+        " settings.SIMPLE_JWT['REFRESH_TOKEN_LIFETIME'], sep='|')",
         DEBUG="0",
         SECRET_KEY=GOOD_SECRET,
         DATABASE_URL="postgres://u@127.0.0.1:5432/x",
@@ -108,6 +111,8 @@ def test_environment_read():
         RATE_LIMIT_MESSAGES="3/5s",
         AUTH_THROTTLE="7/min",
         ALLOWED_ORIGINS="https://a.example,https://b.example",
+        JWT_ACCESS_MINUTES="7",
+        JWT_REFRESH_DAYS="60",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().split("|") == [
@@ -116,7 +121,46 @@ def test_environment_read():
         "(3, 5.0)",
         "7/60s",
         "['https://a.example', 'https://b.example']",
+        "0:07:00",
+        "60 days, 0:00:00",
     ]
+
+
+def _example_secrets() -> dict[str, str]:
+    import yaml
+
+    return yaml.safe_load((ROOT / "deploy" / "k8s" / "secret.example.yaml").read_text())["stringData"]
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "METRICS_TOKEN"])
+def test_the_example_secrets_cannot_start_a_server(name):
+    """The placeholders of deploy/k8s/secret.example.yaml refuse to start, whatever DEBUG says."""
+    value = _example_secrets()[name]
+    env = {"DEBUG": "1", name: value} if name == "SECRET_KEY" else {"DEBUG": "0", "SECRET_KEY": GOOD_SECRET, name: value}
+    result = run_django("", **env)
+    assert result.returncode != 0
+    assert f"{name} is a placeholder" in result.stderr
+
+
+def test_placeholder_rule_refuses_placeholders_and_keeps_random_secrets():
+    """The start-up check: common placeholder shapes are refused, random tokens pass (in-process)."""
+    import secrets
+
+    from chatsite.settings import _looks_like_placeholder
+
+    for placeholder in [
+        *_example_secrets().values(),
+        "changeme-changeme-changeme-changeme",
+        "django-insecure-" + "k" * 40,
+        "x" * 64,
+        "REPLACE_ME_WITH_A_REAL_SECRET_0123456789",
+        "your secret here, 40 characters or more!!",
+    ]:
+        assert _looks_like_placeholder(placeholder), placeholder
+    for _ in range(200):
+        assert not _looks_like_placeholder(secrets.token_urlsafe(50))
+    assert not _looks_like_placeholder("insecure-test-only-key-0123456789abcdefghijklmnop")
+    assert not _looks_like_placeholder(GOOD_SECRET)
 
 
 def test_auth_throttle_rate_understood_by_throttle():

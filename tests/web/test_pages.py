@@ -316,6 +316,50 @@ def test_anonymous_pages_have_no_inline_code(client, path):
     assert inline_code(response) == []
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/",
+        "/admin/rooms/report/",
+        "/admin/rooms/message/",
+        "/admin/rooms/roomban/add/",
+        "/admin/rooms/filterterm/add/",
+        "/admin/accounts/user/",
+        "/api/v1/docs/",
+    ],
+)
+def test_admin_and_api_docs_have_the_strict_csp(client, moderator_factory, room_factory, path):
+    """The admin and the API docs page carry the same strict policy as every page, and nothing it blocks."""
+    client.force_login(moderator_factory())
+    room_factory("lobby")
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy and "unsafe-inline" not in policy
+    assert inline_code(response) == []
+
+
+def test_api_docs_load_swagger_ui_from_the_app(client):
+    """Swagger UI's files are static files of this app, its start-up script a same-origin file."""
+    page = client.get("/api/v1/docs/").content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources and all(source.startswith("/") for source in sources), sources
+    assert any("swagger-ui-bundle.js" in source for source in sources)
+    script = client.get("/api/v1/docs/?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "SwaggerUIBundle" in script.content.decode()
+    bundle = next(source for source in sources if "swagger-ui-bundle.js" in source)
+    assert client.get(bundle).status_code == 200
+
+
+def test_admin_login_page_has_the_strict_csp(client):
+    """Even the admin's login page, seen by anyone."""
+    response = client.get("/admin/login/")
+    assert response.status_code == 200
+    assert "unsafe-inline" not in response["Content-Security-Policy"]
+    assert inline_code(response) == []
+
+
 def test_user_text_in_pages_is_escaped(alice_client, room_factory):
     """A room's name and topic with markup appear escaped on the list and the chat page."""
     room_factory("xss", name="<script>alert(1)</script>", topic="<img src=x onerror=alert(2)>")
