@@ -172,7 +172,7 @@ def test_a_servers_log_holds_no_secret_after_every_kind_of_login(daphne_factory,
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         self.send_response(204)
         self.end_headers()
 
