@@ -154,7 +154,7 @@ admin.site.unregister(BlacklistedToken)
 
 @admin.register(OutstandingToken)
 class IssuedRefreshTokenAdmin(OutstandingTokenAdmin):
-    list_display = ("jti", "user", "created_at", "expires_at", "revoked")
+    list_display = ("jti", "user", "created_at", "expires_at", "revoked")  # type: ignore[assignment]
     fields = ("jti", "user", "created_at", "expires_at")
     list_filter = ("expires_at",)
     search_fields = ("user__username", "jti")

@@ -89,7 +89,8 @@ def token_refresh(raw: str, *, before_rotation=None) -> TokenPair:
     or issued before the user's credentials last ended. `before_rotation(user)` runs once the user
     is known and may refuse (the API refuses site-banned users with 403 there).
     """
-    refresh = RefreshToken(raw)  # signature, expiry, type, and the blacklist
+    # simplejwt annotates the encoded token as Token; it is the string.
+    refresh = RefreshToken(raw)  # type: ignore[arg-type]  # signature, expiry, type, and the blacklist
     user = _user_of(refresh)
     if before_rotation is not None:
         before_rotation(user)
@@ -113,7 +114,7 @@ class _RefreshTokenEvenIfRevoked(RefreshToken):
 
 def refresh_token_revoke(raw: str) -> None:
     """Revoke one refresh token (sign out of one device); TokenError when it is not a valid one."""
-    refresh = _RefreshTokenEvenIfRevoked(raw)
+    refresh = _RefreshTokenEvenIfRevoked(raw)  # type: ignore[arg-type]
     User = get_user_model()
     user_id = refresh.get(jwt_settings.USER_ID_CLAIM)
     user = User.objects.filter(pk=int(user_id)).first() if str(user_id).isdigit() else None

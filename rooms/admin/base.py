@@ -128,7 +128,7 @@ def message_excerpt(message: Message, length: int = 80) -> str:
 
 
 def reporter_label(report: Report) -> str:
-    return "system (word filter)" if report.is_by_system else report.reporter.username
+    return "system (word filter)" if report.reporter is None else report.reporter.username
 
 
 def message_revisions_html(message: Message) -> str:

@@ -53,7 +53,7 @@ class FilterTermAdmin(ServiceModelAdmin):
 
     @admin.display(description="where", ordering="room__slug")
     def scope(self, term: FilterTerm) -> str:
-        return f"#{term.room.slug}" if term.room_id else "every room"
+        return f"#{term.room.slug}" if term.room is not None else "every room"
 
     def save_model(self, request, obj: FilterTerm, form, change: bool) -> None:
         data = form.cleaned_data
