@@ -136,7 +136,9 @@ def _example_secrets() -> dict[str, str]:
 def test_the_example_secrets_cannot_start_a_server(name):
     """The placeholders of deploy/k8s/secret.example.yaml refuse to start, whatever DEBUG says."""
     value = _example_secrets()[name]
-    env = {"DEBUG": "1", name: value} if name == "SECRET_KEY" else {"DEBUG": "0", "SECRET_KEY": GOOD_SECRET, name: value}
+    env = (
+        {"DEBUG": "1", name: value} if name == "SECRET_KEY" else {"DEBUG": "0", "SECRET_KEY": GOOD_SECRET, name: value}
+    )
     result = run_django("", **env)
     assert result.returncode != 0
     assert f"{name} is a placeholder" in result.stderr

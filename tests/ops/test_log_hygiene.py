@@ -90,7 +90,9 @@ def _form_login(base: str, username: str, password: str) -> http.cookiejar.Cooki
     opener.open(f"{base}/accounts/login/", timeout=10).read()
     csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
     data = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf}).encode()
-    request = urllib.request.Request(f"{base}/accounts/login/", data=data, headers={"Referer": f"{base}/accounts/login/"})
+    request = urllib.request.Request(
+        f"{base}/accounts/login/", data=data, headers={"Referer": f"{base}/accounts/login/"}
+    )
     try:
         opener.open(request, timeout=10).read()
     except urllib.error.HTTPError as error:  # a wrong password re-shows the form with 400
@@ -116,7 +118,10 @@ def test_a_servers_log_holds_no_secret_after_every_kind_of_login(daphne_factory,
     _form_login(base, user.username, WRONG_PASSWORD)
     status, pair = http_json("POST", f"{base}/api/v1/auth/token/", body={"username": "logger", "password": password})
     assert status == 200
-    assert http_json("POST", f"{base}/api/v1/auth/token/", body={"username": "logger", "password": WRONG_PASSWORD})[0] == 401
+    assert (
+        http_json("POST", f"{base}/api/v1/auth/token/", body={"username": "logger", "password": WRONG_PASSWORD})[0]
+        == 401
+    )
     status, rotated = http_json("POST", f"{base}/api/v1/auth/token/refresh/", body={"refresh": pair["refresh"]})
     assert status == 200
     assert http_json("POST", f"{base}/api/v1/auth/token/refresh/", body={"refresh": pair["refresh"]})[0] == 401
@@ -136,7 +141,10 @@ def test_a_servers_log_holds_no_secret_after_every_kind_of_login(daphne_factory,
             await ws.send(json.dumps({"type": "ping"}))
             await ws.recv()
         async with websockets.connect(
-            server.ws_url, origin=server.origin, additional_headers={"Cookie": f"sessionid={session_id}"}, open_timeout=5
+            server.ws_url,
+            origin=server.origin,
+            additional_headers={"Cookie": f"sessionid={session_id}"},
+            open_timeout=5,
         ) as ws:
             await ws.send(json.dumps({"type": "ping"}))
             await ws.recv()
@@ -194,7 +202,19 @@ def test_nginx_access_log_redacts_query_strings(tmp_path):
     (tmp_path / "nginx-tmp").mkdir()
     conf = cluster.render_nginx_config(run_dir=tmp_path, port=port, backend_ports=[upstream.server_address[1]])
     (tmp_path / "nginx.conf").write_text(conf)
-    nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-e", f"{tmp_path}/nginx-error.log", "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
+    nginx = subprocess.Popen(
+        [
+            NGINX,
+            "-p",
+            str(tmp_path),
+            "-e",
+            f"{tmp_path}/nginx-error.log",
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-g",
+            "daemon off;",
+        ]
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
