@@ -48,7 +48,8 @@ class PasswordResetForm(AdminPasswordChangeForm):
     """Django's admin password form, saved through accounts.services.password_set."""
 
     def save(self, commit: bool = True):
-        usable = self.cleaned_data.get("usable_password", "true") != "false"
+        # Django's validate_passwords() turned the "usable_password" choice into this flag.
+        usable = self.cleaned_data.get("set_usable_password", True)
         account_services.password_set(user=self.user, new_password=self.cleaned_data["password1"] if usable else None)
         return self.user
 

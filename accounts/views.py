@@ -7,10 +7,12 @@ import math
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import login
+from django.contrib.admin.forms import AdminPasswordChangeForm
+from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -93,3 +95,21 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and (refusal := _throttled(request)):
         return refusal
     return admin.site.login(request)
+
+
+class AdminPasswordChangeView(auth_views.PasswordChangeView):
+    """The admin's "Change password" (its form checks the old password and the validators), saved
+    through accounts.services.password_set: the user's tokens, tickets and other web sessions end;
+    this session stays signed in, as Django's own view does."""
+
+    form_class = AdminPasswordChangeForm
+    template_name = "registration/password_change_form.html"  # the admin's
+    success_url = reverse_lazy("admin:password_change_done")
+
+    def get_context_data(self, **kwargs):
+        return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}
+
+    def form_valid(self, form):
+        services.password_set(user=form.user, new_password=form.cleaned_data["new_password1"])
+        update_session_auth_hash(self.request, form.user)
+        return HttpResponseRedirect(self.get_success_url())

@@ -7,9 +7,15 @@ from accounts import views as account_views
 from chatsite import ops
 
 urlpatterns = [
-    # Before the admin's own: its login shares AUTH_THROTTLE, its logout ends the session's sockets.
+    # Before the admin's own: its login shares AUTH_THROTTLE; its logout and password change go
+    # through accounts/services.py like the site's, so they end what they must.
     path("admin/login/", account_views.admin_login, name="admin-login"),
     path("admin/logout/", account_views.LogoutView.as_view(next_page="/admin/login/"), name="admin-logout"),
+    path(
+        "admin/password_change/",
+        admin.site.admin_view(account_views.AdminPasswordChangeView.as_view()),
+        name="admin-password-change",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("rooms.api_urls")),
     path("accounts/", include("accounts.urls")),

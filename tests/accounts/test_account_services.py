@@ -135,6 +135,44 @@ def test_admin_password_reset_ends_tokens(root_client, user_factory, ended):
     assert ended == [(user.pk, None)]
 
 
+def test_admin_can_disable_a_password_and_that_ends_tokens(root_client, user_factory, password):
+    """Choosing "disabled" in the admin's password form leaves no usable password and ends tokens."""
+    user = user_factory()
+    pair = token_pair_issue(user=user)
+    response = root_client.post(
+        f"/admin/accounts/user/{user.pk}/password/", {"usable_password": "false", "unset-password": "1"}
+    )
+    assert response.status_code == 302, response.content[:1500]
+    user.refresh_from_db()
+    assert not user.has_usable_password() and not user.check_password(password)
+    assert me(pair.access) == 401
+
+
+def test_admin_change_own_password_ends_tokens_keeps_this_session(moderator_factory, password, ended):
+    """A moderator's "Change password" in the admin header ends their tokens and other sessions,
+    not the session they used."""
+    moderator = moderator_factory()
+    pair = token_pair_issue(user=moderator)
+    other = Client()
+    other.force_login(moderator)
+    client = Client()
+    client.force_login(moderator)
+    assert client.get("/admin/password_change/").status_code == 200
+    response = client.post(
+        "/admin/password_change/",
+        {"old_password": password, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    assert response.status_code == 302 and response["Location"] == "/admin/password_change/done/"
+    assert me(pair.access) == 401
+    assert client.get("/admin/").status_code == 200
+    assert other.get("/admin/").status_code == 302
+    assert ended == [(moderator.pk, None)]
+    wrong = client.post(
+        "/admin/password_change/", {"old_password": "nope", "new_password1": "x1", "new_password2": "x1"}
+    )
+    assert wrong.status_code == 200 and b"errorlist" in wrong.content
+
+
 def test_moderators_cannot_deactivate_in_the_admin(moderator_factory, user_factory):
     """The user admin stays read-only for moderators: no deactivation."""
     target = user_factory()

@@ -47,6 +47,22 @@ def test_schema_lists_every_contract_row():
         assert methods <= set(paths[path]), (path, set(paths[path]))
 
 
+def test_schema_documents_the_trust_endpoints():
+    """§7: logout, password change, the rotating refresh's pair, the report's 200/429."""
+    paths = APIClient().get("/api/v1/schema/?format=json").json()["paths"]
+    assert {"post"} <= set(paths["/api/v1/auth/logout/"]) and {"post"} <= set(paths["/api/v1/auth/password/"])
+    assert set(paths["/api/v1/auth/logout/"]["post"]["responses"]) >= {"204", "401"}
+    password = paths["/api/v1/auth/password/"]["post"]
+    assert set(password["responses"]) >= {"200", "400", "401"}
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    body = password["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][body]["properties"]) == {"old_password", "new_password"}
+    refresh = paths["/api/v1/auth/token/refresh/"]["post"]["responses"]["200"]["content"]["application/json"]
+    pair = refresh["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][pair]["properties"]) == {"access", "refresh"}
+    assert set(paths["/api/v1/messages/{message_id}/report/"]["post"]["responses"]) >= {"200", "201", "429"}
+
+
 def test_schema_room_list_is_a_page():
     """rooms/ is documented as {next, previous, results}."""
     schema = APIClient().get("/api/v1/schema/?format=json").json()

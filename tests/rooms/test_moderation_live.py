@@ -209,7 +209,7 @@ async def test_moderator_handles_a_report_from_the_queue(cluster):
     await join(alice, "lobby")
     await join(bob, "lobby")
     message = await post_message(cluster.alice, cluster.room, "buy followers now")
-    report = await sync_to_async(message_report)(user=cluster.bob, message=message, reason="spam")
+    report, _ = await sync_to_async(message_report)(user=cluster.bob, message=message, reason="spam")
     admin = await cluster.admin()
 
     status, queue, _ = await asyncio.to_thread(admin.get, "/admin/rooms/report/")
