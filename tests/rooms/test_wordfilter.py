@@ -210,7 +210,7 @@ def test_admin_refuses_duplicates_and_empty_terms(moderator):
     block(moderator, "once")
     client = Client()
     client.force_login(moderator)
-    for term in ("ONCE", "..."):
+    for term in ("ONCE", "...", "nul\x00byte"):
         response = client.post("/admin/rooms/filterterm/add/", {"term": term, "action": "block", "room": ""})
         assert response.status_code == 200 and b"errorlist" in response.content
     assert FilterTerm.objects.count() == 1
