@@ -37,12 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dialects import CID_KEY, DIALECTS  # noqa: E402
 from wsclient import HandshakeError  # noqa: E402
 from wsclient import connect as raw_connect  # noqa: E402
 
 perf_ns = time.perf_counter_ns
 MAX_SOCKETS = 20000
 MAX_MESSAGES_PER_STEP = 5_000_000
+SEND_TICK_S = 0.001  # the sender's shortest sleep: it adds at most 1 ms to a latency
 SEND_BACKLOG_LIMIT = 1 << 20  # bytes queued on one client socket before we stop adding to it
 
 
@@ -196,7 +198,7 @@ class Step:
         self.receipts = array("H", bytes(2 * count))  # unique deliveries per message
         self.rejected = bytearray(count)
         self.sent = bytearray(count)
-        self.latencies: list[int] = []
+        self.latencies = array("q")  # ns from scheduled send to receipt, one per delivery
         self.duplicated = 0
         self.out_of_order = 0
         self.error_codes: Counter = Counter()
@@ -204,7 +206,6 @@ class Step:
         self.not_sent_backlog = 0
         self.not_sent_closed = 0
         self.max_send_lag_ns = 0
-        self.first_recv_ns = 0
         self.last_recv_ns = 0
         self.delivered = 0
         self.t_start_ns = 0
@@ -224,6 +225,7 @@ class Sock:
         "joined_fut",
         "joined_ns",
         "last_id",
+        "ready_fut",
         "room",
         "room_idx",
         "seen",
@@ -237,6 +239,7 @@ class Sock:
         self.ws = None
         self.joined = False
         self.joined_fut = None
+        self.ready_fut = None  # socketio: the namespace connect answered
         self.last_id = 0
         self.seen: set[int] = set()
         self.handshake_ns = 0
@@ -252,6 +255,8 @@ class WebsocketsAdapter:
         self.conn = conn
         self.closed = False
         self.close_code = None
+        self.recv_ns = 0
+        self._pending: set[asyncio.Future] = set()  # sends and closes in flight, referenced until done
         self.lost = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read(on_text))
 
@@ -261,6 +266,7 @@ class WebsocketsAdapter:
         try:
             async for data in self.conn:
                 if isinstance(data, str):
+                    self.recv_ns = perf_ns()
                     on_text(self, data.encode())
         except ConnectionClosed:
             pass
@@ -274,14 +280,16 @@ class WebsocketsAdapter:
     def send_text(self, data: bytes) -> bool:
         if self.closed:
             return False
-        asyncio.ensure_future(self.conn.send(data.decode()))
+        self._pending.add(task := asyncio.ensure_future(self.conn.send(data.decode())))
+        task.add_done_callback(self._pending.discard)
         return True
 
     def write_buffer_size(self) -> int:
         return self.conn.transport.get_write_buffer_size()
 
     def close(self, code: int = 1000) -> None:
-        asyncio.ensure_future(self.conn.close(code))
+        self._pending.add(task := asyncio.ensure_future(self.conn.close(code)))
+        task.add_done_callback(self._pending.discard)
 
     def abort(self) -> None:
         self.conn.transport.abort()
@@ -311,46 +319,78 @@ class LoadTool:
         self.other_frames: Counter = Counter()
         self.errors_without_cid: Counter = Counter()
         self.server_closes: Counter = Counter()
-        self.loads = json.loads
+        self.dialect = DIALECTS[args.protocol]()
+        # the receive hot path (on_text): dialects.delivery_matcher's test, inlined
+        self.match_delivery = self.dialect.delivery_pattern(self.cid_prefix_b).match
 
     # -- receiving -------------------------------------------------------------------------
     def on_text(self, ws, payload: bytes) -> None:
+        """Every text frame of every socket: the tool's hot path (docs/benchmarks.md, its ceiling)."""
+        m = self.match_delivery(payload)
+        if m is None or payload.count(CID_KEY) != 1:
+            self.on_frame(ws, payload)
+        else:
+            mid, number = m.groups()
+            self.account_delivery(ws.owner, int(mid), int(number), ws.recv_ns)
+
+    def account_delivery(self, sock: Sock, mid: int, number: int, now: int) -> None:
+        """One delivery of the tool's message `number` (its client_id's sequence) with id `mid`."""
+        step = self.step
+        if step is None:
+            self.foreign_receipts += 1
+            return
+        seq = number - step.seq_base
+        if seq < 0 or seq >= step.count:
+            self.stale_receipts += 1
+            return
+        seen = sock.seen
+        if mid > sock.last_id:
+            sock.last_id = mid
+        elif mid in seen:
+            step.duplicated += 1
+            return
+        else:
+            step.out_of_order += 1
+        seen.add(mid)
+        receipts = step.receipts
+        if not receipts[seq] and not step.rejected[seq]:
+            step.answered += 1
+        receipts[seq] += 1
+        step.delivered += 1
+        step.latencies.append(now - step.send_ns[seq])
+        if now > step.last_recv_ns:
+            step.last_recv_ns = now
+
+    def on_frame(self, ws, payload: bytes) -> None:
+        """Any frame the fast path did not take, parsed in full."""
         sock = ws.owner
-        try:
-            f = self.loads(payload)
-            kind = f["type"]
-        except (ValueError, KeyError, TypeError):
+        control = self.dialect.control(payload)
+        if control is not None:
+            what, answer = control
+            if answer is not None:
+                ws.send_text(answer)
+            if what == "connected" and sock.ready_fut is not None and not sock.ready_fut.done():
+                sock.ready_fut.set_result(True)
+            elif what == "connect_error":
+                self.errors_without_cid["connect_error"] += 1
+                for fut in (sock.ready_fut, sock.joined_fut):
+                    if fut is not None and not fut.done():
+                        fut.set_exception(RuntimeError(f"namespace connect refused: {payload[:200]!r}"))
+            elif what != "open":
+                self.other_frames[f"engine.io {what}"] += 1
+            return
+        decoded = self.dialect.decode(payload)
+        if decoded is None:
             self.other_frames["unparsable"] += 1
             return
+        kind, f = decoded
         if kind == "message":
-            now = perf_ns()
             m = f["message"]
-            cid = m.get("client_id") or ""
-            step = self.step
-            if not cid.startswith(self.cid_prefix) or step is None:
+            cid = (m.get("client_id") if isinstance(m, dict) else None) or ""
+            if not cid.startswith(self.cid_prefix) or not cid[len(self.cid_prefix) :].isdigit():
                 self.foreign_receipts += 1
                 return
-            seq = int(cid[len(self.cid_prefix) :]) - step.seq_base
-            if seq < 0 or seq >= step.count:
-                self.stale_receipts += 1
-                return
-            mid = m["id"]
-            if mid > sock.last_id:
-                sock.last_id = mid
-            elif mid in sock.seen:
-                step.duplicated += 1
-                return
-            else:
-                step.out_of_order += 1
-            sock.seen.add(mid)
-            if not step.receipts[seq] and not step.rejected[seq]:
-                step.answered += 1
-            step.receipts[seq] += 1
-            step.delivered += 1
-            step.latencies.append(now - step.send_ns[seq])
-            if not step.first_recv_ns:
-                step.first_recv_ns = now
-            step.last_recv_ns = now
+            self.account_delivery(sock, int(m["id"]), int(cid[len(self.cid_prefix) :]), ws.recv_ns)
         elif kind == "joined":
             sock.joined = True
             sock.joined_ns = perf_ns()
@@ -361,7 +401,7 @@ class LoadTool:
             cid = f.get("client_id") or ""
             step = self.step
             code = f.get("code", "?")
-            if cid.startswith(self.cid_prefix) and step is not None:
+            if cid.startswith(self.cid_prefix) and cid[len(self.cid_prefix) :].isdigit() and step is not None:
                 seq = int(cid[len(self.cid_prefix) :]) - step.seq_base
                 if 0 <= seq < step.count:
                     if not step.rejected[seq]:
@@ -382,21 +422,27 @@ class LoadTool:
         sock = ws.owner
         sock.close_code = ws.close_code
         self.server_closes[str(ws.close_code)] += 1
-        if sock.joined_fut is not None and not sock.joined_fut.done():
-            sock.joined_fut.set_exception(RuntimeError(f"closed {ws.close_code} before joined"))
+        for fut in (sock.ready_fut, sock.joined_fut):
+            if fut is not None and not fut.done():
+                fut.set_exception(RuntimeError(f"closed {ws.close_code} before joined"))
 
     # -- connecting ------------------------------------------------------------------------
     async def _open_one(self, sock: Sock, sem: asyncio.Semaphore, t0: int, join: bool) -> None:
         a = self.args
         headers = {"Authorization": f"Bearer {sock.token}"}
+        path = a.path or self.dialect.default_path
         async with sem:
             started = perf_ns()
+            if self.dialect.handshake_steps:
+                # socketio: the open packet may come in the same read as the 101 answer; on_frame
+                # answers it with the namespace connect `40`, and the server's `40{sid}` resolves this
+                sock.ready_fut = asyncio.get_running_loop().create_future()
             try:
                 if a.client == "raw":
                     ws = await raw_connect(
                         "127.0.0.1",
                         a.port,
-                        a.path,
+                        path,
                         headers,
                         self.on_text,
                         on_close=self.on_close,
@@ -408,7 +454,7 @@ class LoadTool:
 
                     conn = await asyncio.wait_for(
                         websockets.connect(
-                            f"ws://127.0.0.1:{a.port}{a.path}",
+                            f"ws://127.0.0.1:{a.port}{path}",
                             additional_headers=headers,
                             origin=None,
                             compression=None,
@@ -422,10 +468,12 @@ class LoadTool:
                     ws.lost.add_done_callback(lambda _f, w=ws: self.on_close(w))
                 ws.owner = sock
                 sock.ws = ws
+                if sock.ready_fut is not None:
+                    await asyncio.wait_for(sock.ready_fut, a.connect_timeout)
                 sock.handshake_ns = perf_ns() - started
                 if join:
                     sock.joined_fut = asyncio.get_running_loop().create_future()
-                    ws.send_text(b'{"type":"join","room":"%s"}' % sock.room.encode())
+                    ws.send_text(self.dialect.encode("join", f'"room":{json.dumps(sock.room)}'))
                     await asyncio.wait_for(sock.joined_fut, a.connect_timeout)
             except (TimeoutError, OSError, HandshakeError, RuntimeError, Exception) as exc:
                 sock.error = f"{type(exc).__name__}: {exc}"[:200]
@@ -509,6 +557,7 @@ class LoadTool:
         interval = 1e9 / rate
         prefix = self.cid_prefix
         room_b = [json.dumps(r) for r in self.room_names]
+        encode = self.dialect.encode
         nr = len(rooms_with_members)
         cursors = [0] * len(by_room)
         t0 = perf_ns() + 20_000_000
@@ -538,10 +587,7 @@ class LoadTool:
                 elif ws.write_buffer_size() > SEND_BACKLOG_LIMIT:
                     step.not_sent_backlog += 1
                 else:
-                    frame = (
-                        '{"type":"message","room":%s,"body":"t=%d c=%s","client_id":"%s"}'
-                        % (room_b[j], sched, cid, cid)
-                    ).encode()
+                    frame = encode("message", f'"room":{room_b[j]},"body":"t={sched} c={cid}","client_id":"{cid}"')
                     if ws.send_text(frame):
                         step.sent[k] = 1
                         step.n_sent += 1
@@ -550,8 +596,10 @@ class LoadTool:
                         step.not_sent_closed += 1
                 k += 1
             if k < count:
+                # Wake at most once per SEND_TICK_S and send what is due: at thousands of messages
+                # per second a wake-up per message would cost the tool more than its receiving.
                 wait = (t0 + k * interval - perf_ns()) / 1e9
-                await sleep(wait if wait > 0 else 0)
+                await sleep(wait if wait > SEND_TICK_S else SEND_TICK_S)
         step.t_end_ns = perf_ns()
         return step
 
@@ -660,7 +708,11 @@ class LoadTool:
         cpu1 = cpu_seconds_self()
         busy1 = machine_busy_ticks()
         await self.drain(step, a.grace)
+        cpu2 = cpu_seconds_self()
         res = self.report_step(step, cpu1 - cpu0, server_before, server_after)
+        # The tool's own cost (sending included, over send and drain): its ceiling is 1e6 / this
+        # deliveries per second of one core, whatever else runs on the machine.
+        res["client_cpu_us_per_delivery"] = round(1e6 * (cpu2 - cpu0) / step.delivered, 2) if step.delivered else None
         res["machine_busy_pct"] = round(100 * os.cpu_count() * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1)
         if server_before and server_after:
             tick = os.sysconf("SC_CLK_TCK")
@@ -701,10 +753,8 @@ def redis_snapshot(url: str) -> dict:
     r = redis.Redis.from_url(url)
     kinds: Counter = Counter()
     members: Counter = Counter()
-    n = 0
-    for key in r.scan_iter(count=1000):
-        n += 1
-        if n > 200_000:
+    for n, key in enumerate(r.scan_iter(count=1000)):
+        if n >= 200_000:
             break
         name = key.decode(errors="replace")
         t = r.type(key).decode()
@@ -755,6 +805,7 @@ async def _run(args) -> dict:
     summary: dict = {
         "mode": args.cmd,
         "client": args.client,
+        "protocol": args.protocol,
         "run_id": tool.run_id,
         "sockets": len(tool.socks),
         "rooms": len(tool.room_names),
@@ -822,6 +873,7 @@ async def _idle(args) -> dict:
     summary: dict = {
         "mode": "idle",
         "client": args.client,
+        "protocol": args.protocol,
         "sockets": len(tool.socks),
         "rooms": len(tool.room_names),
         "join": args.join,
@@ -890,7 +942,13 @@ def main(argv=None) -> int:
 
     def common(sp):
         sp.add_argument("--port", type=int, required=True, help="server port on 127.0.0.1")
-        sp.add_argument("--path", default="/ws/chat/")
+        sp.add_argument(
+            "--protocol",
+            choices=sorted(DIALECTS),
+            default="chatsite",
+            help="chatsite's /ws/chat/ frames, or Socket.IO v5 over Engine.IO v4 (bench/socketio/server.js)",
+        )
+        sp.add_argument("--path", default="", help="default: /ws/chat/, or /socket.io/?EIO=4&transport=websocket")
         sp.add_argument("--tokens", required=True, help="JSON file written by setup")
         sp.add_argument("--sockets", type=int, default=0, help="first N users of the tokens file (default all)")
         sp.add_argument("--server-pid", type=int, default=0, help="for RSS and CPU from /proc")
@@ -954,9 +1012,9 @@ def main(argv=None) -> int:
         ]
         Path(args.out).write_text(json.dumps({"users": args.users, "rooms": slugs, "sockets": socks}))
         return 0
-    if args.redis_url if hasattr(args, "redis_url") else False:
-        if "127.0.0.1" not in args.redis_url and "localhost" not in args.redis_url:
-            raise SystemExit("only a loopback Redis may be inspected")
+    redis_url = getattr(args, "redis_url", "")
+    if redis_url and "127.0.0.1" not in redis_url and "localhost" not in redis_url:
+        raise SystemExit("only a loopback Redis may be inspected")
     nofile = raise_nofile((args.sockets or MAX_SOCKETS) + 64)
     if not args.no_uvloop:
         try:

@@ -14,6 +14,7 @@ import base64
 import os
 import random
 import struct
+import time
 from collections.abc import Callable
 
 try:  # the C helper websockets ships; the pure-Python fallback is correct but slower
@@ -28,6 +29,7 @@ except ImportError:  # pragma: no cover
 
 MAX_FRAME = 16 * 1024 * 1024
 _getrandbits = random.getrandbits
+_perf_ns = time.perf_counter_ns
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
@@ -74,6 +76,7 @@ class RawWebSocket(asyncio.Protocol):
         self.handshake: asyncio.Future = asyncio.get_running_loop().create_future()
         self.lost: asyncio.Future = asyncio.get_running_loop().create_future()
         self._buf = bytearray()
+        self.recv_ns = 0  # perf_counter_ns of the read that brought the frame being handled
         self._fragments: list[bytes] | None = None
         self._key = base64.b64encode(os.urandom(16)).decode()
 
@@ -91,16 +94,22 @@ class RawWebSocket(asyncio.Protocol):
         transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
+        # One clock reading per read: every frame of it had arrived by now (latency is per read).
+        self.recv_ns = _perf_ns()
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+            self._buf = bytearray()
         if not self.open:
-            end = buf.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n")
             if end < 0:
-                if len(buf) > 65536:
+                if len(data) > 65536:
                     self._fail_handshake("response headers too long")
+                else:
+                    self._buf += data
                 return
-            head = bytes(buf[:end]).decode("latin-1")
-            del buf[: end + 4]
+            head = data[:end].decode("latin-1")
+            data = data[end + 4 :]
             try:
                 self.status = int(head.split(" ", 2)[1])
             except (IndexError, ValueError):
@@ -112,7 +121,8 @@ class RawWebSocket(asyncio.Protocol):
             self.open = True
             if not self.handshake.done():
                 self.handshake.set_result(True)
-        self._parse()
+        if data:
+            self._parse(data)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -125,37 +135,53 @@ class RawWebSocket(asyncio.Protocol):
             self.on_close(self)
 
     # -- frames ----------------------------------------------------------------------------
-    def _parse(self) -> None:
-        buf = self._buf
-        n = len(buf)
+    def _parse(self, data: bytes) -> None:
+        """Every complete frame of data; an incomplete tail waits in _buf for the next read."""
+        n = len(data)
         pos = 0
+        on_text = self.on_text
         while n - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
+            b0 = data[pos]
+            length = data[pos + 1]
+            if b0 == 0x81 and length <= 126:  # the common case: a final, unmasked text frame < 64 KiB
+                if length < 126:
+                    start = pos + 2
+                elif n - pos < 4:
+                    break
+                else:
+                    start = pos + 4
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                end = start + length
+                if end > n:
+                    break
+                on_text(self, data[start:end])
+                pos = end
+                continue
+            masked = length & 0x80
+            length &= 0x7F
             hdr = 2
             if length == 126:
                 if n - pos < 4:
                     break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                length = (data[pos + 2] << 8) | data[pos + 3]
                 hdr = 4
             elif length == 127:
                 if n - pos < 10:
                     break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 hdr = 10
             if length > MAX_FRAME:
                 self.abort()
                 return
             mask = None
-            if b1 & 0x80:
+            if masked:
                 if n - pos < hdr + 4:
                     break
-                mask = bytes(buf[pos + hdr : pos + hdr + 4])
+                mask = data[pos + hdr : pos + hdr + 4]
                 hdr += 4
             if n - pos < hdr + length:
                 break
-            payload = bytes(buf[pos + hdr : pos + hdr + length])
+            payload = data[pos + hdr : pos + hdr + length]
             pos += hdr + length
             if mask is not None:
                 payload = apply_mask(payload, mask)
@@ -164,7 +190,7 @@ class RawWebSocket(asyncio.Protocol):
             if opcode == 1 or opcode == 2:
                 if fin:
                     if opcode == 1:
-                        self.on_text(self, payload)
+                        on_text(self, payload)
                 else:
                     self._fragments = [payload]
             elif opcode == 0:
@@ -173,19 +199,19 @@ class RawWebSocket(asyncio.Protocol):
                     if fin:
                         whole = b"".join(self._fragments)
                         self._fragments = None
-                        self.on_text(self, whole)
+                        on_text(self, whole)
             elif opcode == 8:
                 self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 if not self.close_sent:
                     self.close_sent = True
                     self.transport.write(frame(8, payload[:2]))
                 self.transport.close()
-                break
+                return
             elif opcode == 9:
                 self.transport.write(frame(10, payload))
             # opcode 10 (pong): nothing to do
-        if pos:
-            del buf[:pos]
+        if pos < n:
+            self._buf += data[pos:]
 
     def send_text(self, data: bytes) -> bool:
         """Queue one text frame; False if the socket is not open."""
