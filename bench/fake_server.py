@@ -8,6 +8,7 @@ and can misbehave on purpose so the tool's accounting can be checked:
   --dup-every K      send every K-th delivery twice (duplicated)
   --swap-every K     deliver every K-th message of a room before the previous one (out of order)
   --reject-every K   answer every K-th message with error rate_limited instead of a broadcast
+  --drop-after N     deliver none of the messages after the N-th (a server that breaks under load)
   --protocol socketio  the same chat over Socket.IO v5 / Engine.IO v4 packets (open packet, `40`
                      namespace connect, `42[...]` events, `2`/`3` pings with --ping-interval)
 Also a floor for comparisons: this is what one Python process on one core can push with
@@ -207,6 +208,8 @@ async def handler(ws, hub: Hub) -> None:
                     hub.held[room] = frame
                     asyncio.get_running_loop().call_later(0.2, hub.release, room, frame)
                     continue
+                if a.drop_after and hub.n_msg > a.drop_after:
+                    continue  # accepted, never delivered
                 hub.deliver(room, frame)
                 held = hub.held.pop(room, None)
                 if held is not None:
@@ -231,6 +234,7 @@ def main(argv=None) -> int:
     p.add_argument("--dup-every", type=int, default=0)
     p.add_argument("--swap-every", type=int, default=0)
     p.add_argument("--reject-every", type=int, default=0)
+    p.add_argument("--drop-after", type=int, default=0, help="deliver none of the messages after the N-th")
     p.add_argument("--protocol", choices=["chatsite", "socketio"], default="chatsite")
     p.add_argument("--ping-interval", type=float, default=0.0, help="socketio: Engine.IO ping every S seconds")
     p.add_argument("--ping-timeout", type=float, default=5.0, help="socketio: close a client that has not ponged")

@@ -44,6 +44,7 @@ from wsclient import connect as raw_connect  # noqa: E402
 perf_ns = time.perf_counter_ns
 MAX_SOCKETS = 20000
 MAX_MESSAGES_PER_STEP = 5_000_000
+CLIENT_SATURATED_PCT = 85.0  # the tool's CPU % of its core in a step beyond which the step is flagged
 SEND_TICK_S = 0.001  # the sender's shortest sleep: it adds at most 1 ms to a latency
 SEND_BACKLOG_LIMIT = 1 << 20  # bytes queued on one client socket before we stop adding to it
 
@@ -317,6 +318,7 @@ class LoadTool:
         self.stale_receipts = 0
         self.foreign_receipts = 0
         self.other_frames: Counter = Counter()
+        self.idle_cpu_ns_per_s: float | None = None  # --idle-baseline
         self.errors_without_cid: Counter = Counter()
         self.server_closes: Counter = Counter()
         self.dialect = DIALECTS[args.protocol]()
@@ -694,6 +696,12 @@ class LoadTool:
             if step.delivered:
                 res["server_cpu_us_per_accepted_msg"] = round(1e6 * run_s / max(1, accepted), 1)
                 res["server_cpu_us_per_delivery"] = round(1e6 * run_s / step.delivered, 2)
+                if self.idle_cpu_ns_per_s is not None:
+                    # less what the server spends with nothing sent (timers, pings, heartbeats)
+                    net_s = max(0.0, run_s - self.idle_cpu_ns_per_s * send_s / 1e9)
+                    res["server_idle_cpu_pct"] = round(self.idle_cpu_ns_per_s / 1e7, 2)
+                    res["server_cpu_us_per_accepted_msg_net"] = round(1e6 * net_s / max(1, accepted), 1)
+                    res["server_cpu_us_per_delivery_net"] = round(1e6 * net_s / step.delivered, 2)
         res["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
         return res
 
@@ -713,6 +721,8 @@ class LoadTool:
         # The tool's own cost (sending included, over send and drain): its ceiling is 1e6 / this
         # deliveries per second of one core, whatever else runs on the machine.
         res["client_cpu_us_per_delivery"] = round(1e6 * (cpu2 - cpu0) / step.delivered, 2) if step.delivered else None
+        # Above this the tool, not the server, may be what limits the step (and its latencies).
+        res["client_saturated"] = res["client_cpu_pct"] >= CLIENT_SATURATED_PCT
         res["machine_busy_pct"] = round(100 * os.cpu_count() * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 1)
         if server_before and server_after:
             tick = os.sysconf("SC_CLK_TCK")
@@ -722,6 +732,28 @@ class LoadTool:
             res["other_processes_cpu_pct"] = round(res["machine_busy_pct"] - 100 * (srv + cpu1 - cpu0) / window, 1)
         self.step = None
         return res
+
+    async def quiesce(self, limit: float) -> float:
+        """Wait until no frame has arrived for a second (at most `limit` s); the seconds waited."""
+        t0 = time.monotonic()
+        last = -1
+        while time.monotonic() - t0 < limit:
+            now = self.foreign_receipts + self.stale_receipts + sum(self.other_frames.values())
+            if now == last:
+                break
+            last = now
+            await asyncio.sleep(1.0)
+        return round(time.monotonic() - t0, 1)
+
+    async def measure_idle(self, seconds: float) -> None:
+        """Server CPU (ns per second) with the sockets joined and nothing sent."""
+        before = proc_status(self.args.server_pid)
+        t0 = perf_ns()
+        await asyncio.sleep(seconds)
+        after = proc_status(self.args.server_pid)
+        if before and after:
+            run = after["sched_run_ns"] - before["sched_run_ns"]
+            self.idle_cpu_ns_per_s = run * 1e9 / (perf_ns() - t0)
 
     async def close_all(self, timeout: float) -> dict:
         t0 = time.monotonic()
@@ -812,18 +844,32 @@ async def _run(args) -> dict:
     }
     summary["connect"] = await tool.open_all(join=True)
     print_table("connect", list(summary["connect"].items()))
+    if args.idle_baseline > 0:
+        await tool.measure_idle(args.idle_baseline)
+        summary["server_idle_cpu_pct"] = (
+            round(tool.idle_cpu_ns_per_s / 1e7, 2) if tool.idle_cpu_ns_per_s is not None else None
+        )
+    warm_seq = 0
+    if args.warmup > 0:
+        # JIT (Node), caches and pools warm up on traffic that is not counted
+        warm = await tool.one_step(args.rate, args.warmup, 0)
+        warm_seq = warm["sent"] + warm["not_sent_client_backlog"] + warm["not_sent_socket_closed"] + 1
+        summary["warmup"] = {k: warm[k] for k in ("offered_msgs_per_s", "sent", "lost", "latency_p99_ms")}
+        await tool.quiesce(args.quiesce_max)
     try:
         if args.cmd == "run":
-            res = await tool.one_step(args.rate, args.duration, 0)
+            res = await tool.one_step(args.rate, args.duration, warm_seq)
             summary["result"] = res
             print_table(f"run {args.rate} msg/s for {args.duration}s", list(res.items()))
         else:
             steps = []
             rate = args.rate
-            seq_base = 0
+            seq_base = warm_seq
             best = None
+            failed_rate = None
+            refinements = 0
             deadline = time.monotonic() + args.max_seconds
-            for i in range(args.max_steps):
+            for i in range(args.max_steps + args.refine):
                 if time.monotonic() > deadline:
                     break
                 res = await tool.one_step(rate, args.duration, seq_base)
@@ -844,13 +890,35 @@ async def _run(args) -> dict:
                     f"lost {res['lost']} dup {res['duplicated']} ooo {res['out_of_order']} "
                     f"rej {res['rejected']} srv cpu {res.get('server_cpu_pct')}% "
                     f"(+{res.get('server_runqueue_wait_pct')}% runq wait) cli cpu {res['client_cpu_pct']}% "
-                    f"{'PASS' if passed else 'FAIL'}",
+                    f"{'PASS' if passed else 'FAIL'}{' (tool saturated)' if res['client_saturated'] else ''}",
                     flush=True,
                 )
-                if not passed:
+                if passed:
+                    if best is None or rate > best["offered_msgs_per_s"]:
+                        best = res
+                else:
+                    failed_rate = rate
+                    # A failed step may leave a backlog in the server: let it drain before the next.
+                    res["quiesce_s"] = await tool.quiesce(args.quiesce_max)
+                if failed_rate is None:
+                    rate = round(rate * args.factor, 1)
+                elif best is None:
+                    # The first step failed: ramp down until one passes.
+                    rate = round(rate / args.factor, 1)
+                    if rate < args.min_rate:
+                        break
+                elif refinements < args.refine:
+                    # Bisect (geometrically) between the last passing and the lowest failing rate.
+                    refinements += 1
+                    low = best["offered_msgs_per_s"]
+                    fails = [
+                        r["offered_msgs_per_s"] for r in steps if not r["passed"] and r["offered_msgs_per_s"] > low
+                    ]
+                    if not fails:
+                        break
+                    rate = round((low * min(fails)) ** 0.5, 1)
+                else:
                     break
-                best = res
-                rate = round(rate * args.factor, 1)
                 await asyncio.sleep(args.pause)
             summary["steps"] = steps
             summary["capacity"] = {
@@ -975,13 +1043,34 @@ def main(argv=None) -> int:
         r.add_argument("--duration", type=float, default=10.0, help="seconds of sending (per step)")
         r.add_argument("--grace", type=float, default=5.0, help="seconds to wait for stragglers")
         r.add_argument("--send-timeout", type=float, default=10.0)
+        r.add_argument("--warmup", type=float, default=0.0, help="seconds of sending at --rate first, not counted")
+        r.add_argument(
+            "--quiesce-max",
+            type=float,
+            default=30.0,
+            help="seconds to wait for the backlog of a failed or warm-up step",
+        )
+        r.add_argument(
+            "--idle-baseline",
+            type=float,
+            default=0.0,
+            help="seconds of server CPU measured with the sockets joined and nothing sent, before the "
+            "first step; the figures per message and per delivery then also come net of that idle CPU",
+        )
         r.set_defaults(join=True)
         if name == "capacity":
             r.add_argument("--factor", type=float, default=1.5)
             r.add_argument("--p99-ms", type=float, default=200.0)
             r.add_argument("--max-steps", type=int, default=12)
+            r.add_argument("--min-rate", type=float, default=1.0, help="ramping down below this rate stops")
             r.add_argument("--max-seconds", type=float, default=240.0)
             r.add_argument("--pause", type=float, default=1.0)
+            r.add_argument(
+                "--refine",
+                type=int,
+                default=0,
+                help="after the first failing step, N more steps bisecting between the last pass and the first fail",
+            )
 
     i = sub.add_parser("idle")
     common(i)
