@@ -65,7 +65,8 @@ start_target() {  # target port -> pid
   esac
 }
 
-commit=$(git rev-parse --short HEAD)
+# the server's code: the last commit that changed it (HEAD may only have changed bench/)
+commit=$(git log -1 --format=%h -- rooms accounts chatsite requirements.txt)
 dirty=$(git status --porcelain -- rooms accounts chatsite | awk '{print $2}' | tr '\n' ',')
 echo "raw results in $OUT (server commit $commit${dirty:+, uncommitted: $dirty})"
 for scenario in $SCENARIOS; do
