@@ -21,11 +21,12 @@
 # Environment: BENCH_PORT [18100] (each target uses BENCH_PORT + its index), BENCH_OUT, BENCH_REDIS_URL,
 # BENCH_DATABASE_URL, BENCH_SERVER_CMD (see run_server.sh), CAP_START_RATE_<target> (chatsite 20,
 # socketio* 1000), BENCH_QUIET_PCT [40] and BENCH_QUIET_WAIT [120] for the quiet-machine wait,
-# LOAD_CPU [1] the core of the load tool.
+# LOAD_CPU [1] the core of the load tool, BENCH_NICE [-10] the niceness of server and tool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-LT="taskset -c ${LOAD_CPU:-1} $PY bench/loadtest.py"
+# server and tool at the same raised priority (BENCH_NICE, run_server.sh): the machine is shared
+LT="nice -n ${BENCH_NICE:--10} taskset -c ${LOAD_CPU:-1} $PY bench/loadtest.py"
 BASE_PORT=${BENCH_PORT:-18100}
 SCENARIOS=${SCENARIOS:-"capacity big idle overload solo"}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}
@@ -78,7 +79,7 @@ for scenario in $SCENARIOS; do
     trap 'bench/run_server.sh stop $pid' EXIT
     META=(--meta "target=$target" --meta "scenario=$scenario" --meta "server_commit=$commit"
           --meta "server_uncommitted=$dirty" --meta "layer=$LAYER" --meta "before_run=$QUIET_NOTE"
-          --meta "server_cmd=${BENCH_SERVER_CMD:-}")
+          --meta "server_cmd=${BENCH_SERVER_CMD:-}" --meta "nice=$(ps -o ni= -p "$pid" | tr -d ' ')")
     COMMON=(--protocol "$proto" --port "$port" --server-pid "$pid" "${META[@]}" --json "$out.json")
     echo "### $target $scenario (server pid $pid, loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
     start_var="CAP_START_RATE_${target//-/_}"
