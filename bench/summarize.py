@@ -69,6 +69,10 @@ def measures(runs: dict, target: str) -> dict[str, object]:
     m["cap_p99"] = best["latency_p99_ms"] if best else None
     m["cap_tool_cpu"] = best["client_cpu_pct"] if best else None
     m["cap_cpu_per_msg"] = best.get("server_cpu_us_per_accepted_msg") if best else None
+    # Deliveries per second of a whole core at that step's CPU cost: what the server would carry
+    # if the machine gave it its core and nothing else limited it (robust to contention).
+    us = best.get("server_cpu_us_per_delivery") if best else None
+    m["cap_per_core"] = round(1e6 / us) if us else None
     cap = runs.get((target, "capacity"))
     m["cap_first_fail"] = next((s for s in (cap or {}).get("steps", []) if not s.get("passed")), None)
     big = runs.get((target, "big"), {}).get("result")
@@ -139,6 +143,13 @@ def main(argv) -> int:
         "capacity, 10 rooms x 20: deliveries/s of the last passing step",
         "≥ 0.5 x persisted peer, p99 ≤ 200 ms, nothing lost",
         "cap_deliveries",
+        0,
+        with_ratio=True,
+    )
+    row(
+        "… deliveries per CPU-second of the server at that step (1e6 / its CPU µs per delivery)",
+        "",
+        "cap_per_core",
         0,
         with_ratio=True,
     )
