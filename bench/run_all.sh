@@ -15,7 +15,9 @@
 #             passes while p99 <= 200 ms and nothing is lost, unanswered, doubled or reordered
 #   big       one room of 500 at 20 msg/s for 30 s
 #   idle      10,000 sockets (100 rooms x 100) joined, held, all closed at once; Redis checked after
-#   overload  10 rooms x 20 at OVERLOAD_FACTOR [2] x the rate capacity passed in this run, 10 s
+#   overload  10 rooms x 20 for 10 s at OVERLOAD_FACTOR [1.5] x the rate that, at the CPU cost per
+#             message of the highest passing capacity step of this run, takes the server's whole core
+#             (or OVERLOAD_RATE)
 #   solo      200 rooms of one member at SOLO_RATE [50] msg/s for 20 s: the cost of a message
 #             with a single delivery (its sender's acknowledgement)
 # Environment: BENCH_PORT [18100] (each target uses BENCH_PORT + its index), BENCH_OUT, BENCH_REDIS_URL,
@@ -96,17 +98,23 @@ for scenario in $SCENARIOS; do
         $LT idle "${COMMON[@]}" --tokens $TOK/idle.json --connect-concurrency "${IDLE_CONCURRENCY:-200}" \
           --connect-timeout 30 --settle 2 --hold 5 --after-close 10 "${redis_args[@]}" > "$out.txt" 2>&1 ;;
       overload)
-        rate=$($PY - "$OUT/$target-capacity.json" "${OVERLOAD_FACTOR:-2}" "${OVERLOAD_RATE:-}" <<'PYEOF'
+        rate=$($PY - "$OUT/$target-capacity.json" "${OVERLOAD_FACTOR:-1.5}" "${OVERLOAD_RATE:-}" <<'PYEOF'
 import json, sys
 path, factor, fixed = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+# Beyond what the server's core can do at all: FACTOR x the rate at which the CPU cost per message
+# of its highest passing capacity step would take the whole core (a passing rate alone may be low
+# because the machine was busy, and then twice it is not beyond capacity).
+rate = None
 if fixed:
-    print(fixed)
+    rate = float(fixed)
 else:
     try:
-        cap = json.load(open(path))["capacity"]["last_passing_msgs_per_s"]
-    except (OSError, KeyError, ValueError):
-        cap = None
-    print(round(factor * (cap or 20), 1))
+        steps = [s for s in json.load(open(path))["steps"] if s["passed"]]
+        best = max(steps, key=lambda s: s["offered_msgs_per_s"])
+        rate = factor * max(1e6 / best["server_cpu_us_per_accepted_msg"], best["offered_msgs_per_s"])
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        pass
+print(round(rate or 200.0, 1))
 PYEOF
 )
         $LT run "${COMMON[@]}" --tokens $TOK/cap.json --rate "$rate" --duration 10 --grace 15 \

@@ -190,7 +190,7 @@ def main(argv) -> int:
         show=lambda m: f"{fmt(m['idle_left'])}; {fmt(m['idle_left_later'])}" if m["idle_left"] is not None else "n/a",
     )
     row(
-        "beyond capacity (2 x its capacity rate): rejected; silent loss (unanswered + lost)",
+        "beyond capacity (1.5 x the rate its core could carry): rejected; silent loss (unanswered + lost)",
         "rate_limited, no silent loss",
         "",
         show=lambda m: (
