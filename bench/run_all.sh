@@ -36,6 +36,8 @@ LAYER=${BENCH_LAYER:-pubsub}
 OUT=${BENCH_OUT:-bench/out/$(date -u +%Y%m%dT%H%M%SZ)}
 TOK=bench/out/tokens
 mkdir -p "$OUT" "$TOK" bench/out/logs
+# the tool runs in this shell's session: its autogroup gets the niceness too (see run_server.sh)
+echo "${BENCH_NICE:--10}" > "/proc/$$/autogroup" 2>/dev/null || true
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(chatsite socketio socketio-pg)
 
 bench/run_server.sh migrate
