@@ -34,7 +34,7 @@ mkdir -p bench/out/logs bench/out/tokens
 # Linux groups the processes of each session (setsid) into an "autogroup" and shares the CPU
 # between autogroups first, so a niceness counts only against the group's own processes: give
 # the server's group the niceness too, so it counts against the other sessions on the machine.
-prioritise() {  # pid
+prioritise() {  # pid (once it runs: before its setsid the autogroup would still be ours)
   echo "$NICE" > "/proc/$1/autogroup" 2>/dev/null || true
 }
 
@@ -60,16 +60,14 @@ PYEOF
     CHAT_CHANNEL_LAYER="$layer" PORT="$port" ALLOWED_ORIGINS="http://127.0.0.1:$port" \
       setsid nice -n "$NICE" taskset -c "$CPU" ${BENCH_SERVER_CMD:-$PY ${BENCH_SERVER_MODULE:--m chatsite.serve}} --bind 127.0.0.1 --port "$port" \
       > "$log" 2>&1 < /dev/null &
-    prioritise $!
-    wait_healthy $! "$port" "$log"
+    wait_healthy $! "$port" "$log" && prioritise $!
     ;;
   start-socketio)
     mode="$2"; port="$3"; log="${BENCH_LOG:-bench/out/logs/socketio-$port.log}"
     [ -d bench/socketio/node_modules ] || (cd bench/socketio && npm ci --no-audit --no-fund > /dev/null)
     SECRET_KEY="$SECRET_KEY" setsid nice -n "$NICE" taskset -c "$CPU" node bench/socketio/server.js --port "$port" \
       --persist "$mode" --database-url "$DATABASE_URL" > "$log" 2>&1 < /dev/null &
-    prioritise $!
-    wait_healthy $! "$port" "$log"
+    wait_healthy $! "$port" "$log" && prioritise $!
     ;;
   stop)
     pid="$2"
