@@ -107,6 +107,12 @@ def measures(runs: dict, target: str) -> dict[str, object]:
     return m
 
 
+def refused(by_code: dict | None) -> str:
+    if by_code is None:
+        return DASH
+    return ", ".join(f"{fmt(n)} {code}" for code, n in by_code.items()) or "none refused"
+
+
 def ratio(a, b) -> str:
     if a is None or not b:
         return DASH
@@ -194,8 +200,8 @@ def main(argv) -> int:
         "rate_limited, no silent loss",
         "",
         show=lambda m: (
-            f"{fmt(m['over_rate'])} msg/s: {fmt(m['over_rejected'])}; {fmt(m['over_silent'])}; p99 {fmt(m['over_p99'])}"
-            + (" (tool saturated)" if m["over_tool_saturated"] else "")
+            f"{fmt(m['over_rate'])} msg/s: {refused(m['over_rejected'])}; {fmt(m['over_silent'])}; "
+            f"p99 {fmt(m['over_p99'])}" + (" (tool saturated)" if m["over_tool_saturated"] else "")
         ),
     )
     row("server CPU µs per delivery (500-room, net of idle)", "≤ 8 µs", "cpu_per_delivery", 2, with_ratio=True)
