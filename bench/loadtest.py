@@ -11,6 +11,8 @@ Subcommands (docs/benchmarks.md has the method and the exact commands used):
             socket, close them all at once, then check Redis for left-over memberships
 
 Every socket authenticates with `Authorization: Bearer <jwt>` and sends no Origin header.
+`--protocol socketio` drives the Socket.IO peer (bench/socketio/server.js) with the same frames
+inside Socket.IO v5 / Engine.IO v4 packets on a raw WebSocket (bench/dialects.py).
 Each message carries a unique client_id and its scheduled send time (perf_counter_ns; sender and
 receivers share one clock) in the body: "t=<ns> c=<client_id>". Deliveries are checked per socket:
 ids strictly increasing (else out-of-order) and unique (else duplicated); every accepted message
