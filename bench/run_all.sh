@@ -41,6 +41,7 @@ echo "${BENCH_NICE:--10}" > "/proc/$$/autogroup" 2>/dev/null || true
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(chatsite socketio socketio-pg)
 
 bench/run_server.sh migrate
+$PY -c "import uvloop" 2>/dev/null || $PY -m pip install --quiet -r bench/requirements.txt
 [ -d bench/socketio/node_modules ] || (cd bench/socketio && npm ci --no-audit --no-fund > /dev/null)
 [ -f $TOK/cap.json ] || bench/run_server.sh setup --users 200 --rooms 10 --room-prefix bench10x20 --out $TOK/cap.json
 [ -f $TOK/big.json ] || bench/run_server.sh setup --users 500 --rooms 1 --room-prefix bench1x500 --out $TOK/big.json
