@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import IsAuthenticated
@@ -34,22 +34,13 @@ from accounts.serializers import (
 from accounts.throttles import AuthThrottle
 from accounts.tickets import ticket_issue
 from accounts.tokens import refresh_token_revoke, token_pair_issue
-from rooms.api.base import BodyLimitMixin
+from chatsite.api.views import ERROR, BodyLimitMixin, validated
 
 
 class BanAwareJWTScheme(SimpleJWTScheme):
     """Document BanAwareJWTAuthentication as the plain bearer JWT it is."""
 
     target_class = "accounts.authentication.BanAwareJWTAuthentication"
-
-
-_ERROR = OpenApiResponse(description='`{"code", "detail", ...}` JSON error.')
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _field_errors(error: DjangoValidationError) -> serializers.ValidationError:
@@ -66,12 +57,12 @@ class RegisterView(BodyLimitMixin, APIView):
 
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: UserCreatedSerializer, 400: _ERROR, 429: _ERROR},
+        responses={201: UserCreatedSerializer, 400: ERROR, 429: ERROR},
         summary="Register",
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        data = _validated(RegisterSerializer, request.data)
+        data = validated(RegisterSerializer, request.data)
         try:
             user = services.user_register(
                 username=data["username"], password=data["password"], email=data.get("email", "")
@@ -88,7 +79,7 @@ class TokenView(BodyLimitMixin, TokenViewBase):
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
-        responses={200: TokenPairResponseSerializer, 400: _ERROR, 401: _ERROR, 403: _ERROR, 429: _ERROR},
+        responses={200: TokenPairResponseSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 429: ERROR},
         summary="Obtain a token pair",
         tags=["auth"],
     )
@@ -103,7 +94,7 @@ class TokenRefreshView(BodyLimitMixin, TokenViewBase):
     throttle_classes = [AuthThrottle]
 
     @extend_schema(
-        responses={200: TokenPairResponseSerializer, 400: _ERROR, 401: _ERROR, 403: _ERROR, 429: _ERROR},
+        responses={200: TokenPairResponseSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 429: ERROR},
         summary="Rotate a refresh token",
         description="Answers a new access and refresh token. The refresh token given is revoked: "
         "presenting it again answers 401. So is one issued before a password change or deactivation.",
@@ -126,7 +117,7 @@ class LogoutView(BodyLimitMixin, APIView):
 
     @extend_schema(
         request=LogoutSerializer,
-        responses={204: None, 400: _ERROR, 401: _ERROR, 429: _ERROR},
+        responses={204: None, 400: ERROR, 401: ERROR, 429: ERROR},
         summary="Revoke a refresh token (sign out)",
         description="204 once the token is revoked, also when it already was. 401 for a token that is "
         "not a valid refresh token of this server (bad signature, expired, an access token). Access "
@@ -134,7 +125,7 @@ class LogoutView(BodyLimitMixin, APIView):
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        data = _validated(LogoutSerializer, request.data)
+        data = validated(LogoutSerializer, request.data)
         try:
             refresh_token_revoke(data["refresh"])
         except TokenError as error:
@@ -150,7 +141,7 @@ class PasswordChangeView(BodyLimitMixin, APIView):
 
     @extend_schema(
         request=PasswordChangeSerializer,
-        responses={200: TokenPairResponseSerializer, 400: _ERROR, 401: _ERROR, 403: _ERROR, 429: _ERROR},
+        responses={200: TokenPairResponseSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 429: ERROR},
         summary="Change your password",
         description="200 with a fresh token pair for the caller. Every other refresh token of the user "
         "is revoked, access tokens and WebSocket tickets issued before answer 401, and the user's web "
@@ -159,7 +150,7 @@ class PasswordChangeView(BodyLimitMixin, APIView):
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        data = _validated(PasswordChangeSerializer, request.data)
+        data = validated(PasswordChangeSerializer, request.data)
         try:
             services.password_change(
                 user=request.user, old_password=data["old_password"], new_password=data["new_password"]
@@ -172,7 +163,7 @@ class PasswordChangeView(BodyLimitMixin, APIView):
 class WsTicketView(BodyLimitMixin, APIView):
     """A single-use ticket for the WebSocket handshake (`/ws/chat/?ticket=...`)."""
 
-    @extend_schema(request=None, responses={200: WsTicketSerializer, 401: _ERROR, 403: _ERROR}, tags=["auth"])
+    @extend_schema(request=None, responses={200: WsTicketSerializer, 401: ERROR, 403: ERROR}, tags=["auth"])
     def post(self, request: Request) -> Response:
         ticket, expires_in = ticket_issue(user=request.user)
         return Response({"ticket": ticket, "expires_in": expires_in})
@@ -181,7 +172,7 @@ class WsTicketView(BodyLimitMixin, APIView):
 class MeView(BodyLimitMixin, APIView):
     """Who the credentials belong to."""
 
-    @extend_schema(responses={200: MeSerializer, 401: _ERROR, 403: _ERROR}, tags=["auth"])
+    @extend_schema(responses={200: MeSerializer, 401: ERROR, 403: ERROR}, tags=["auth"])
     def get(self, request: Request) -> Response:
         user = request.user
         return Response({"id": user.id, "username": user.username, "is_moderator": user.is_moderator})

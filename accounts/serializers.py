@@ -12,15 +12,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 
 from accounts.authentication import refuse_if_site_banned
 from accounts.tokens import token_pair_issue, token_refresh
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+from chatsite.api.fields import StrictCharField
 
 
 def password_field(**kwargs: Any) -> StrictCharField:

@@ -231,7 +231,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "rooms.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "chatsite.api.errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": f"{_auth_count}/{int(_auth_window)}s"},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -311,10 +311,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "chatsite.logging.JsonFormatter"},
+        "json": {"()": "chatsite.logs.JsonFormatter"},
     },
     # Every line passes the hygiene filter: credentials masked, client text clipped (CONTRACT §7).
-    "filters": {"hygiene": {"()": "chatsite.logging.LogHygieneFilter"}},
+    "filters": {"hygiene": {"()": "chatsite.logs.LogHygieneFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["hygiene"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},

@@ -17,7 +17,7 @@ urlpatterns = [
         name="admin-password-change",
     ),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("rooms.api_urls")),
+    path("api/v1/", include("chatsite.api.urls")),
     path("accounts/", include("accounts.urls")),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),

@@ -21,7 +21,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from chatsite import metrics
-from chatsite.logging import log_event
+from chatsite.logs import log_event
 from rooms import selectors, services
 from rooms.db import db_call
 from rooms.exceptions import ChatError, Forbidden, RateLimited

@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatsite import metrics
-from chatsite.logging import log_event
+from chatsite.logs import log_event
 from rooms.protocol import message_dict
 
 logger = logging.getLogger(__name__)

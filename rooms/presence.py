@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from django.conf import settings
 
-from rooms.redis import get_async_redis
+from chatsite.redis_clients import get_async_redis
 
 _PREFIX = "chatsite:presence"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from chatsite.redis_clients import get_redis
 from rooms.exceptions import RateLimited
-from rooms.redis import get_redis
 
 
 @dataclass(frozen=True)

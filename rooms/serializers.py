@@ -10,45 +10,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-from accounts.serializers import StrictCharField
+from chatsite.api.fields import MAX_ID, StrictBooleanField, StrictCharField, StrictIntegerField, StrictSlugField
 from rooms.models import Room
 from rooms.protocol import iso
 from rooms.selectors import room_member_count
 
-# PostgreSQL bigint: a larger id or cursor can name no row; refusing it avoids a database error.
-MAX_ID = 2**63 - 1
 MAX_SLOW_MODE_SECONDS = 86400
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON boolean only: not "yes", 1 or "false"."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if isinstance(data, bool):
-            return data
-        if isinstance(data, str) and data in ("true", "false"):  # form-encoded bodies
-            return data == "true"
-        self.fail("invalid", input=data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer only: not 1.5, "3" or true."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, (int, str)):
-            self.fail("invalid")
-        if isinstance(data, str) and not data.isdigit():
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictSlugField(serializers.SlugField):
-    """A slug given as a JSON string only."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 def room_dict(room: Room) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def _fresh_shared_state():
     ratelimit.reset_local_buckets()
     wordfilter.forget_compiled()
     if settings.REDIS_URL:
-        from rooms.redis import get_redis
+        from chatsite.redis_clients import get_redis
 
         get_redis().flushdb()
     else:

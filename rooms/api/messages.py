@@ -8,8 +8,11 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatsite.api.fields import MAX_ID
+from chatsite.api.views import ERROR, ChatAPIView, validated
 from rooms import selectors, services
-from rooms.api.base import ERROR, ChatAPIView, message_for, validated
+from rooms.exceptions import NotFound
+from rooms.models import Message
 from rooms.protocol import message_dict
 from rooms.serializers import (
     MessageEditSerializer,
@@ -20,6 +23,13 @@ from rooms.serializers import (
     ReportCreatedSerializer,
     ReportSerializer,
 )
+
+
+def message_for(*, user, message_id: int) -> Message:
+    """A message the user can see, NotFound otherwise (ids past bigint included)."""
+    if not 0 < message_id <= MAX_ID:
+        raise NotFound(f"No message {message_id}.")
+    return selectors.message_get_visible(user=user, message_id=message_id)
 
 
 class MessageListView(ChatAPIView):

@@ -7,8 +7,8 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatsite.api.views import ERROR, ChatAPIView, validated
 from rooms import selectors, services
-from rooms.api.base import ERROR, ChatAPIView, validated
 from rooms.serializers import RestrictionCreateSerializer, RestrictionSerializer
 
 _CREATE_RESPONSES = {201: RestrictionSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR}

@@ -5,14 +5,12 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound as DRFNotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatsite.api.pagination import StrictCursorPagination
+from chatsite.api.views import ERROR, ChatAPIView, validated
 from rooms import selectors, services
-from rooms.api.base import ERROR, ChatAPIView, validated
-from rooms.exceptions import BadRequest
 from rooms.serializers import (
     MemberAddSerializer,
     MembershipSerializer,
@@ -24,18 +22,8 @@ from rooms.serializers import (
 )
 
 
-class RoomCursorPagination(CursorPagination):
+class RoomCursorPagination(StrictCursorPagination):
     ordering = "slug"
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 100
-
-    def decode_cursor(self, request: Request):
-        try:
-            return super().decode_cursor(request)
-        except DRFNotFound:
-            # DRF says 404; a cursor the client mangled is a bad request.
-            raise BadRequest('Invalid "cursor": pass back the "next" or "previous" link unchanged.') from None
 
 
 class RoomListView(ChatAPIView):

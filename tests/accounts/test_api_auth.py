@@ -184,7 +184,7 @@ def test_register_race_on_username_is_400(user_factory, monkeypatch):
 @pytest.mark.redis
 def test_throttle_counts_live_in_redis():
     """With REDIS_URL the throttle history is in Redis, so every process shares one budget."""
-    from rooms.redis import get_redis
+    from chatsite.redis_clients import get_redis
 
     APIClient().post("/api/v1/auth/token/", {}, format="json")
     assert any(b"throttle_auth_" in key for key in get_redis().keys("*"))
@@ -452,7 +452,7 @@ def test_ws_ticket_stored_in_redis_for_at_most_60s(user_factory):
     """With REDIS_URL a ticket is a Redis key that expires within 60 s, so any process redeems it and none after."""
     from django.core.cache import cache
 
-    from rooms.redis import get_redis
+    from chatsite.redis_clients import get_redis
 
     ticket = bearer(user_factory()).post("/api/v1/auth/ws-ticket/").json()["ticket"]
     key = cache.make_key("wsticket:" + ticket)

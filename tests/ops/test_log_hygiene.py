@@ -22,7 +22,7 @@ import urllib.request
 import pytest
 import websockets
 
-from chatsite.logging import MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, JsonFormatter, LogHygieneFilter, log_event
+from chatsite.logs import MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, JsonFormatter, LogHygieneFilter, log_event
 from tests.ops.conftest import NGINX, tool_missing
 from tests.support.http import http_json
 from tests.support.servers import ROOT, free_port

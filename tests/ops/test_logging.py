@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from chatsite.logging import JsonFormatter, log_event
+from chatsite.logs import JsonFormatter, log_event
 from tests.support.servers import ROOT
 
 
@@ -88,7 +88,7 @@ def test_exception_is_in_the_json_line(capture):
 def test_log_format_json_configures_root_logging():
     """With LOG_FORMAT=json Django's logging config writes JSON lines to stderr."""
     script = (
-        "import django, logging; django.setup(); from chatsite.logging import log_event; "
+        "import django, logging; django.setup(); from chatsite.logs import log_event; "
         "log_event(logging.getLogger('chatsite.test'), 'ws.open', user='alice', room='lobby')"
     )
     env = {**os.environ, "LOG_FORMAT": "json", "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatsite.settings"}

@@ -1,4 +1,5 @@
-"""What every rooms API view shares: body size cap, error responses for the schema, lookups."""
+"""The base of every API view: a body cap checked before parsing, safe parsers, validation, the
+schema's error response, and the JSON 404 for paths under /api/v1/ that name no endpoint."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework.request import Request
-from rest_framework.serializers import Serializer
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from rooms import selectors
-from rooms.api.parsers import API_PARSERS
-from rooms.exceptions import NotFound, TooLarge
-from rooms.models import Message
-from rooms.serializers import MAX_ID
+from chatsite.api.errors import error_response
+from chatsite.api.parsers import API_PARSERS
+from rooms.exceptions import TooLarge
 
 # Well above a 4,000-character body in JSON (even \uXXXX-escaped), far below what hurts.
 MAX_REQUEST_BYTES = 64 * 1024
@@ -28,7 +27,7 @@ class BodyLimitMixin:
     parser_classes = API_PARSERS
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -38,21 +37,14 @@ class BodyLimitMixin:
 
 
 class ChatAPIView(BodyLimitMixin, APIView):
-    """An authenticated JSON view of the rooms API."""
+    """An authenticated JSON view of the API (default authentication and permission classes)."""
 
 
-def validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
+def validated(serializer_class: type[BaseSerializer], data: Any) -> dict[str, Any]:
     """Validate `data` (JSON body or query) or raise DRF's ValidationError (400 with field errors)."""
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def message_for(*, user, message_id: int) -> Message:
-    """A message the user can see, NotFound otherwise (ids past bigint included)."""
-    if not 0 < message_id <= MAX_ID:
-        raise NotFound(f"No message {message_id}.")
-    return selectors.message_get_visible(user=user, message_id=message_id)
 
 
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
@@ -64,4 +56,4 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
     detail = f"No API endpoint at {request.path}."
     if not request.path.endswith("/"):
         detail += f" Paths end with a slash: try {request.path}/."
-    return JsonResponse({"code": "not_found", "detail": detail}, status=404)
+    return error_response("not_found", detail, status=404)
