@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import logout
-from django.http import JsonResponse
 
+from chatsite.api.errors import error_response
 from chatsite.ops import OPS_PATHS
 
 
@@ -22,8 +22,6 @@ class SiteBanMiddleware:
 
             if user_is_site_banned(user_id=user.id):
                 if request.path.startswith("/api/"):
-                    return JsonResponse(
-                        {"code": "forbidden", "detail": "This account is banned site-wide."}, status=403
-                    )
+                    return error_response("forbidden", "This account is banned site-wide.", status=403)
                 logout(request)
         return self.get_response(request)

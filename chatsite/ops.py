@@ -26,6 +26,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from chatsite.api.errors import error_response
+
 logger = logging.getLogger(__name__)
 
 OPS_PATHS = ("/healthz", "/readyz", "/metrics")  # accounts.middleware.SiteBanMiddleware skips these
@@ -180,7 +182,7 @@ def bearer_token_matches(request: HttpRequest, expected: str) -> bool:
 
 
 def _refused(detail: str) -> JsonResponse:
-    response = JsonResponse({"code": "not_authenticated", "detail": detail}, status=401)
+    response = error_response("not_authenticated", detail, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="metrics"'
     return response
 

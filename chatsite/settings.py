@@ -83,6 +83,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 # too: a public deployment must name its own origin.
 ALLOWED_ORIGINS = env.list("ALLOWED_ORIGINS", default=[f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}"])
 CSRF_TRUSTED_ORIGINS = ALLOWED_ORIGINS
+# JSON under /api/ (CONTRACT §2: errors are JSON), Django's page elsewhere.
+CSRF_FAILURE_VIEW = "chatsite.api.views.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",

@@ -24,3 +24,9 @@ urlpatterns = [
     path("metrics", ops.metrics_view, name="metrics"),
     path("", include("rooms.urls")),
 ]
+
+# Django's error views, JSON under /api/ (chatsite/api/views.py).
+handler400 = "chatsite.api.views.bad_request"
+handler403 = "chatsite.api.views.permission_denied"
+handler404 = "chatsite.api.views.page_not_found"
+handler500 = "chatsite.api.views.server_error"
