@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVector
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+
+# The text-search configuration of the message search index and of every query using it: the
+# query's expression must be the index's, word for word, for PostgreSQL to use the index.
+SEARCH_CONFIG = "english"
+
+
+def message_search_vector() -> SearchVector:
+    """The expression of the GIN index `message_search` (PostgreSQL only, made by migration 0004,
+    because SQLite has no such index): what the author typed, in which the parser skips tags."""
+    return SearchVector("body_raw", config=SEARCH_CONFIG)
 
 
 class Room(models.Model):
+    class Kind(models.TextChoices):
+        ROOM = "room", "room"
+        DM = "dm", "direct messages"
+
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     topic = models.CharField(max_length=500, blank=True, default="")
     is_private = models.BooleanField(default=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_rooms")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ROOM)
+    # Null for a DM, which no one owns (CONTRACT §5).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="owned_rooms"
+    )
     slow_mode_seconds = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now)
     # Id of the newest accepted message, updated under the room's row lock: the lock orders
     # message ids by commit, and readers use it to see whether they missed anything.
     last_message_id = models.BigIntegerField(default=0)
+    # The change counter of CONTRACT §6: every post, edit, delete and reaction change raises it
+    # under the room's row lock, and the message concerned takes the new value as its version.
+    version = models.BigIntegerField(default=0)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms", blank=True)
 
     class Meta:
@@ -26,6 +48,10 @@ class Room(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def is_dm(self) -> bool:
+        return self.kind == Room.Kind.DM
 
 
 class Membership(models.Model):
@@ -57,10 +83,26 @@ class Message(models.Model):
     # The room's previous message id when this one was accepted: a chain that lets a process
     # notice a broadcast the channel layer dropped.
     prev_id = models.BigIntegerField(default=0)
+    # The room's version after the last change of this message (CONTRACT §6).
+    version = models.BigIntegerField(default=0)
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    # Usernames mentioned, in order of first appearance (CONTRACT §5); NULL for none, so insert
+    # statements that do not name the column (the batch path) need no default from the database.
+    mentions = models.JSONField(null=True, blank=True)
+    # The `reactions` of the message object, kept in step with Reaction rows under the room's lock:
+    # [{"emoji", "count", "users": first 50 usernames}] in order of each emoji's first use. NULL
+    # for none. A summary on the row keeps history pages and frames free of per-message queries.
+    reactions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"], name="message_room_id")]
+        indexes = [
+            models.Index(fields=["room", "id"], name="message_room_id"),
+            # The changes feed is a range scan on (room, version).
+            models.Index(fields=["room", "version"], name="message_room_version"),
+            # Unread counts: an index-only count of the live messages above a read marker.
+            models.Index(fields=["room", "id", "author"], condition=Q(deleted__isnull=True), name="message_room_live"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["author", "client_id"],
@@ -273,3 +315,67 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor}"
+
+
+class DirectPair(models.Model):
+    """The one DM room of a pair of users (CONTRACT §5): `user_low` has the smaller id."""
+
+    room = models.OneToOneField(Room, on_delete=models.CASCADE, related_name="dm_pair")
+    user_low = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user_high = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_low", "user_high"], name="directpair_unique_pair"),
+            models.CheckConstraint(condition=Q(user_low__lt=F("user_high")), name="directpair_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"DM {self.user_low_id}/{self.user_high_id}"
+
+
+class Notification(models.Model):
+    """One message concerning one other user (CONTRACT §5): mention > reply > dm, one per pair."""
+
+    class Kind(models.TextChoices):
+        MENTION = "mention"
+        REPLY = "reply"
+        DM = "dm"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="notifications")
+    created = models.DateTimeField(default=timezone.now)
+    is_read = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="notification_unique_message_user")]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="notification_user_id"),
+            # mention_count per room and "read up to the marker" touch only unread rows.
+            models.Index(fields=["user", "room", "message"], condition=Q(is_read=False), name="notification_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id} on #{self.message_id}"
+
+
+class Reaction(models.Model):
+    """One user's one emoji on one message; the message's `reactions` summary is derived from these."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reaction_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=64)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_unique_message_user_emoji")
+        ]
+        indexes = [models.Index(fields=["message", "emoji", "id"], name="reaction_message_emoji")]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on #{self.message_id}"

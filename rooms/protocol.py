@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.html import strip_tags
 
 from rooms.exceptions import BadRequest, TooLarge
 
@@ -22,8 +24,35 @@ def iso(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+EXCERPT_CHARS = 100
+
+
+def message_text(body: str) -> str:
+    """A stored (sanitised) body as plain text: tags dropped, entities decoded."""
+    return html.unescape(strip_tags(body))
+
+
+def reply_dict(message) -> dict[str, Any] | None:
+    """The `reply_to` of a message object (CONTRACT §5): null, or the replied message's id,
+    author and the first 100 characters of its text, the excerpt null once it is deleted."""
+    if message.reply_to_id is None:
+        return None
+    replied = message.reply_to
+    if replied is None:  # the replied row itself is gone (only a hard delete does that)
+        return None
+    return {
+        "id": replied.id,
+        "author": {"id": replied.author_id, "username": replied.author.username},
+        "excerpt": None if replied.deleted is not None else message_text(replied.body)[:EXCERPT_CHARS],
+    }
+
+
 def message_dict(message, *, room_slug: str | None = None, author_username: str | None = None) -> dict[str, Any]:
-    """The `message` object of CONTRACT §2/§3, for REST answers and WebSocket frames alike."""
+    """The `message` object of CONTRACT §2/§3/§5, for REST answers and WebSocket frames alike.
+
+    Nothing in it depends on who reads it (no per-recipient data), so a frame is encoded once.
+    Load `reply_to__author` with the message to keep this free of queries.
+    """
     return {
         "id": message.id,
         "room": room_slug if room_slug is not None else message.room.slug,
@@ -35,6 +64,10 @@ def message_dict(message, *, room_slug: str | None = None, author_username: str 
         "created": iso(message.created),
         "edited": iso(message.edited),
         "client_id": message.client_id,
+        "reply_to": reply_dict(message),
+        "mentions": message.mentions or [],
+        "reactions": message.reactions or [],
+        "version": message.version,
     }
 
 

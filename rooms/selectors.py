@@ -82,7 +82,11 @@ def room_member_count(*, room: Room) -> int:
 
 def message_get_visible(*, user, message_id: int) -> Message:
     """A message (not deleted) in a room the user can read; NotFound otherwise."""
-    message = Message.objects.select_related("room", "author").filter(pk=message_id, deleted__isnull=True).first()
+    message = (
+        Message.objects.select_related("room", "author", "reply_to__author")
+        .filter(pk=message_id, deleted__isnull=True)
+        .first()
+    )
     if message is None:
         raise NotFound(f"No message {message_id}.")
     try:
@@ -100,7 +104,7 @@ def message_history(
     No cursor: the newest `limit`; `before`: the newest with id < before; `after`: the oldest
     with id > after. `has_more` looks in the page's direction.
     """
-    queryset = Message.objects.filter(room=room, deleted__isnull=True).select_related("author")
+    queryset = Message.objects.filter(room=room, deleted__isnull=True).select_related("author", "reply_to__author")
     if after is not None:
         page = list(queryset.filter(id__gt=after).order_by("id")[: limit + 1])
         has_more = len(page) > limit
@@ -115,7 +119,9 @@ def message_history(
 def messages_after(*, room_id: int, after: int, limit: int) -> list[Message]:
     """Replay for a socket: messages with id > after in order, deleted ones included (caller filters)."""
     return list(
-        Message.objects.filter(room_id=room_id, id__gt=after).select_related("author", "room").order_by("id")[:limit]
+        Message.objects.filter(room_id=room_id, id__gt=after)
+        .select_related("author", "room", "reply_to__author")
+        .order_by("id")[:limit]
     )
 
 

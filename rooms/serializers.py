@@ -28,7 +28,7 @@ def room_dict(room: Room) -> dict[str, Any]:
         "name": room.name,
         "topic": room.topic,
         "is_private": room.is_private,
-        "owner": room.owner.username,
+        "owner": room.owner.username if room.owner is not None else None,
         "member_count": member_count,
         "slow_mode_seconds": room.slow_mode_seconds,
         "created": iso(room.created),
@@ -43,7 +43,7 @@ class RoomSerializer(serializers.Serializer):
     name = serializers.CharField()
     topic = serializers.CharField()
     is_private = serializers.BooleanField()
-    owner = serializers.CharField(help_text="The owner's username.")
+    owner = serializers.CharField(allow_null=True, help_text="The owner's username; null for a DM.")
     member_count = serializers.IntegerField()
     slow_mode_seconds = serializers.IntegerField()
     created = serializers.DateTimeField()
@@ -60,6 +60,22 @@ class AuthorSerializer(serializers.Serializer):
     username = serializers.CharField()
 
 
+class ReplySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    author = AuthorSerializer()
+    excerpt = serializers.CharField(
+        allow_null=True, help_text="The first 100 characters of its text without markup; null once it is deleted."
+    )
+
+
+class ReactionSummarySerializer(serializers.Serializer):
+    emoji = serializers.CharField(help_text="One emoji, or a :short_code:.")
+    count = serializers.IntegerField()
+    users = serializers.ListField(
+        child=serializers.CharField(), help_text="The first 50 reactors' usernames, in reaction order."
+    )
+
+
 class MessageSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="Strictly increasing within a room, in acceptance order.")
     room = serializers.SlugField(help_text="The room's slug.")
@@ -68,6 +84,12 @@ class MessageSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
     edited = serializers.DateTimeField(allow_null=True)
     client_id = serializers.CharField(allow_null=True)
+    reply_to = ReplySerializer(allow_null=True, help_text="The message this one replies to, or null.")
+    mentions = serializers.ListField(
+        child=serializers.CharField(), help_text="Mentioned usernames, in order of first appearance."
+    )
+    reactions = ReactionSummarySerializer(many=True, help_text="In order of each emoji's first use.")
+    version = serializers.IntegerField(help_text="The room's version after this message's last change (§6).")
 
 
 class MessagePageSerializer(serializers.Serializer):

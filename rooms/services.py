@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from rooms import events, ratelimit, wordfilter
+from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode, TooLarge
 from rooms.models import (
     AuditLog,
@@ -175,7 +176,7 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
     body = _check_body(body)
     is_member, banned, muted, existing_id = post_access(user_id=user.id, room_id=room.id, client_id=client_id)
     if existing_id is not None:
-        return Message.objects.select_related("room", "author").get(pk=existing_id), False
+        return Message.objects.select_related("room", "author", "reply_to__author").get(pk=existing_id), False
     if not is_member:
         raise Forbidden(f"You are not a member of {room.slug!r}; join it first.")
     if banned:
@@ -204,7 +205,11 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
             events.message_created(message)
     except IntegrityError:
         # Two sends of one client_id raced; the other one won, answer with its row.
-        existing = Message.objects.select_related("room", "author").filter(author=user, client_id=client_id).first()
+        existing = (
+            Message.objects.select_related("room", "author", "reply_to__author")
+            .filter(author=user, client_id=client_id)
+            .first()
+        )
         if existing is None:
             raise
         return existing, False
@@ -215,20 +220,25 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
 
 
 _MESSAGE_INSERT_SQL = f"""
-WITH locked AS (SELECT id, last_message_id FROM {Room._meta.db_table} WHERE id = %(room)s FOR UPDATE),
+WITH locked AS (SELECT id, last_message_id, version FROM {Room._meta.db_table} WHERE id = %(room)s FOR UPDATE),
      inserted AS (
-       INSERT INTO {Message._meta.db_table} (room_id, author_id, body, body_raw, created, client_id, prev_id)
-       SELECT locked.id, %(author)s, %(body)s, %(body_raw)s, %(created)s, %(client_id)s, locked.last_message_id
+       INSERT INTO {Message._meta.db_table}
+         (room_id, author_id, body, body_raw, created, client_id, prev_id, version, reply_to_id)
+       SELECT locked.id, %(author)s, %(body)s, %(body_raw)s, %(created)s, %(client_id)s, locked.last_message_id,
+              locked.version + 1, %(reply_to)s
        FROM locked
-       RETURNING id, prev_id)
-UPDATE {Room._meta.db_table} SET last_message_id = inserted.id FROM inserted WHERE {Room._meta.db_table}.id = %(room)s
-RETURNING inserted.id, inserted.prev_id
+       RETURNING id, prev_id, version)
+UPDATE {Room._meta.db_table} SET last_message_id = inserted.id, version = inserted.version
+FROM inserted WHERE {Room._meta.db_table}.id = %(room)s
+RETURNING inserted.id, inserted.prev_id, inserted.version
 """
 
 
-def _message_insert(*, room: Room, author, body: str, body_raw: str, client_id: str | None) -> Message:
-    """Insert a message under its room's row lock, so ids are in commit order within the room and
-    each message knows the room's previous id. Call inside a transaction.
+def _message_insert(
+    *, room: Room, author, body: str, body_raw: str, client_id: str | None, reply_to: Message | None = None
+) -> Message:
+    """Insert a message under its room's row lock, so ids and versions are in commit order within
+    the room and each message knows the room's previous id. Call inside a transaction.
 
     On PostgreSQL one statement does lock, insert and update (the ORM's three statements cost five
     times the CPU on this hot path); other databases take the ORM path.
@@ -245,9 +255,10 @@ def _message_insert(*, room: Room, author, body: str, body_raw: str, client_id: 
                     "body_raw": body_raw,
                     "created": created,
                     "client_id": client_id,
+                    "reply_to": reply_to.pk if reply_to is not None else None,
                 },
             )
-            message_id, prev_id = cursor.fetchone()
+            message_id, prev_id, version = cursor.fetchone()
         message = Message(
             id=message_id,
             room=room,
@@ -257,14 +268,24 @@ def _message_insert(*, room: Room, author, body: str, body_raw: str, client_id: 
             created=created,
             client_id=client_id,
             prev_id=prev_id,
+            version=version,
+            reply_to=reply_to,
         )
         message._state.adding, message._state.db = False, connection.alias
         return message
-    prev_id = Room.objects.select_for_update().values_list("last_message_id", flat=True).get(pk=room.pk)
+    prev_id, version = Room.objects.select_for_update().values_list("last_message_id", "version").get(pk=room.pk)
     message = Message.objects.create(
-        room=room, author=author, body=body, body_raw=body_raw, created=created, client_id=client_id, prev_id=prev_id
+        room=room,
+        author=author,
+        body=body,
+        body_raw=body_raw,
+        created=created,
+        client_id=client_id,
+        prev_id=prev_id,
+        version=version + 1,
+        reply_to=reply_to,
     )
-    Room.objects.filter(pk=room.pk).update(last_message_id=message.id)
+    Room.objects.filter(pk=room.pk).update(last_message_id=message.id, version=message.version)
     return message
 
 
@@ -291,6 +312,9 @@ def message_edit(*, user, message: Message, body: str) -> Message:
     ratelimit.consume(user_id=user.id, action="message")
     sanitized = sanitize_body(body)
     with transaction.atomic():
+        # The room's row lock first, the message's second, as every change of a message does (a
+        # reaction too), so two changes never wait on each other in opposite orders.
+        version = room_version_next(room_id=message.room_id)
         current = Message.objects.select_for_update().get(pk=message.pk)
         if current.is_deleted:
             raise NotFound(f"No message {message.id}.")
@@ -302,8 +326,8 @@ def message_edit(*, user, message: Message, body: str) -> Message:
             written=current.edited or current.created,
             replaced=now,
         )
-        message.body_raw, message.body, message.edited = body, sanitized, now
-        message.save(update_fields=["body", "body_raw", "edited"])
+        message.body_raw, message.body, message.edited, message.version = body, sanitized, now, version
+        message.save(update_fields=["body", "body_raw", "edited", "version"])
         if verdict.flagged:
             report_by_word_filter(message=message, terms=verdict.flagged)
         events.message_edited(message)
@@ -320,7 +344,8 @@ def message_delete(*, actor, message: Message) -> None:
     with transaction.atomic():
         message.deleted = timezone.now()
         message.deleted_by = actor
-        message.save(update_fields=["deleted", "deleted_by"])
+        message.version = room_version_next(room_id=message.room_id)
+        message.save(update_fields=["deleted", "deleted_by", "version"])
         if not is_author:
             _audit(
                 actor=actor,
@@ -339,7 +364,9 @@ def message_restore(*, actor, message: Message) -> None:
     with transaction.atomic():
         message.deleted = None
         message.deleted_by = None
-        message.save(update_fields=["deleted", "deleted_by"])
+        # A restored message is a change too: `changes` lists it again among the updated.
+        message.version = room_version_next(room_id=message.room_id)
+        message.save(update_fields=["deleted", "deleted_by", "version"])
         _audit(
             actor=actor,
             action=AuditLog.Action.MESSAGE_RESTORE,

@@ -12,7 +12,19 @@ from rooms.models import Message, Report
 
 pytestmark = pytest.mark.django_db
 
-MESSAGE_KEYS = {"id", "room", "author", "body", "created", "edited", "client_id"}
+MESSAGE_KEYS = {
+    "id",
+    "room",
+    "author",
+    "body",
+    "created",
+    "edited",
+    "client_id",
+    "reply_to",
+    "mentions",
+    "reactions",
+    "version",
+}
 
 
 def bearer(user) -> APIClient:
@@ -53,7 +65,8 @@ def test_history_newest_page_ascending(member, room):
 
 
 def test_history_message_shape(member, room):
-    """Each message is {id, room, author {id, username}, body, created, edited, client_id}."""
+    """Each message is {id, room, author {id, username}, body, created, edited, client_id} plus §5/§6's
+    reply_to, mentions, reactions and version."""
     _message, _ = services.message_post(user=member, room=room, body="hello", client_id="c1")
     result = bearer(member).get("/api/v1/rooms/chat/messages/").json()["results"][0]
     assert set(result) == MESSAGE_KEYS

@@ -1,0 +1,7 @@
+"""Conversations (CONTRACT §5) and versions (§6): read state, DMs, mentions, notifications,
+replies, reactions, search and the changes feed. Services are keyword-only `<entity>_<verb>`;
+each module holds one subject and this package re-exports the public names."""
+
+from rooms.conversations.versions import message_version_bump, room_version_next
+
+__all__ = ["message_version_bump", "room_version_next"]
