@@ -1,4 +1,5 @@
-"""ASGI root: HTTP to Django; WebSocket through the full origin check and authentication to the chat consumer."""
+"""ASGI root: the event stream and the WebSocket through the full origin check and authentication,
+the rest of HTTP to Django."""
 
 import os
 
@@ -8,16 +9,24 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()  # sets Django up before the imports below use models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
-from accounts.ws_auth import FullOriginValidator, WebSocketAuthMiddleware  # noqa: E402
+from accounts.ws_auth import ConnectionAuthMiddleware, FullOriginValidator  # noqa: E402
 from rooms.consumers import ChatConsumer  # noqa: E402
+from rooms.stream import StreamApp  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The stream is an ASGI app of its own, not a Django view: Django would hold a thread per
+        # open stream and gives no way to write each event to the client as it happens.
+        "http": URLRouter(
+            [
+                path("api/v1/stream/", FullOriginValidator(ConnectionAuthMiddleware(StreamApp()))),
+                re_path(r"", django_asgi_app),  # type: ignore[arg-type]  # channels routes to ASGI apps
+            ]
+        ),
         "websocket": FullOriginValidator(
-            WebSocketAuthMiddleware(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())]))
+            ConnectionAuthMiddleware(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())]))
         ),
     }
 )

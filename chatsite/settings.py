@@ -283,6 +283,10 @@ CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=8)
 # Message posts a process lets wait for the database before answering rate_limited (backpressure).
 CHAT_MAX_POSTS_IN_FLIGHT = env.int("CHAT_MAX_POSTS_IN_FLIGHT", default=256)
 CHAT_HEARTBEAT_SECONDS = env.int("CHAT_HEARTBEAT_SECONDS", default=10)
+# The event stream's `: ping` comment (CONTRACT §6: at least every 15 s); tests make it short.
+CHAT_SSE_PING_SECONDS = env.float("CHAT_SSE_PING_SECONDS", default=15.0)
+# A socket or stream with more than this many bytes waiting for the client is closed (§6 slow readers).
+CHAT_SLOW_READER_BYTES = env.int("CHAT_SLOW_READER_BYTES", default=1024 * 1024)
 CHAT_WS_PING_INTERVAL = env.int("CHAT_WS_PING_INTERVAL", default=20)
 CHAT_WS_PING_TIMEOUT = env.int("CHAT_WS_PING_TIMEOUT", default=30)
 
