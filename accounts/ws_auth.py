@@ -30,6 +30,7 @@ from accounts.credentials import Credential
 from accounts.tickets import ticket_redeem
 from accounts.tokens import token_epoch_matches
 from chatsite import metrics
+from chatsite.api.errors import error_body
 from rooms.db import run_in_db_thread
 
 
@@ -65,8 +66,8 @@ def cookie_is_trusted(scope) -> bool:
 
 
 async def refuse_http(send, *, status: int, code: str, detail: str) -> None:
-    """Answer an HTTP connection request with a REST-style JSON error (rooms/exceptions.py's shape)."""
-    body = json.dumps({"code": code, "detail": detail}).encode()
+    """Answer an HTTP connection request (the stream) with the API's error object, before any event."""
+    body = json.dumps(error_body(code, detail)).encode()
     headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="api"'))

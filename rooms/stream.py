@@ -25,7 +25,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from accounts.ws_auth import header, refuse_http
-from chatsite.logging import log_event
+from chatsite.logs import log_event
 from rooms import selectors, services, sse
 from rooms.consumers import Subscription
 from rooms.db import db_call
