@@ -12,12 +12,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin, OutstandingTokenAdmin
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import services as account_services
-from accounts.models import MODERATORS_GROUP, User
+from accounts.models import User
 from rooms import services
 from rooms.admin.base import ServiceModelAdmin, restriction_action
 from rooms.models import SiteBan
@@ -105,20 +104,16 @@ class UserAdmin(ServiceModelAdmin, DjangoUserAdmin):
 
     @admin.display(description="moderator", boolean=True)
     def moderator(self, user: User) -> bool:
-        return user.is_active and (
-            user.is_superuser or (user.is_staff and any(group.name == MODERATORS_GROUP for group in user.groups.all()))
-        )
+        return user.is_moderator  # the list's queryset prefetches groups, which is_moderator reads
 
     @admin.display(description="banned site-wide")
     def site_ban_status(self, user: User) -> str:
-        ban = SiteBan.objects.filter(user=user).first()
+        ban = SiteBan.objects.with_in_force().filter(user=user).first()
         if ban is None:
             return "—"
-        if ban.until is None:
-            return "banned (no end)"
-        if ban.until > timezone.now():
-            return f"banned until {ban.until:%Y-%m-%d %H:%M} UTC"
-        return "expired"
+        if not ban.in_force:
+            return "expired"
+        return "banned (no end)" if ban.until is None else f"banned until {ban.until:%Y-%m-%d %H:%M} UTC"
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")

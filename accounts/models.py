@@ -20,6 +20,7 @@ class User(AbstractUser):
 
     @property
     def is_moderator(self) -> bool:
+        """The one moderator test: active, and superuser or staff in the Moderators group."""
         if not self.is_active:
             return False
         if self.is_superuser:
@@ -28,6 +29,7 @@ class User(AbstractUser):
             return False
         cached = getattr(self, "_is_moderator_cache", None)
         if cached is None:
-            cached = self.groups.filter(name=MODERATORS_GROUP).exists()
+            # groups.all() reads a prefetch when there is one (the admin's user list), else one query.
+            cached = any(group.name == MODERATORS_GROUP for group in self.groups.all())
             self._is_moderator_cache = cached
         return cached

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import ExpressionWrapper, F, Q
 from django.utils import timezone
 
 # The text-search configuration of the message search index and of every query using it: the
@@ -119,17 +121,35 @@ class Message(models.Model):
         return self.deleted is not None
 
 
-class ActiveQuerySet(models.QuerySet):
-    def active(self, now=None):
-        now = now or timezone.now()
-        return self.filter(Q(until__isnull=True) | Q(until__gt=now))
+class RestrictionQuerySet(models.QuerySet):
+    """Bans and mutes by whether they are in force: `active()` is the one test of that rule."""
+
+    def active(self, now: datetime | None = None) -> RestrictionQuerySet:
+        """Those in force at `now` (default: now): no end, or an end still ahead."""
+        return self.filter(_in_force(now))
+
+    def expired(self, now: datetime | None = None) -> RestrictionQuerySet:
+        """Those whose `until` has passed (kept as rows, so a re-ban replaces them)."""
+        return self.exclude(_in_force(now))
+
+    def with_in_force(self, now: datetime | None = None) -> RestrictionQuerySet:
+        """Each row annotated `in_force` (bool), for lists that show active and expired together."""
+        return self.annotate(in_force=ExpressionWrapper(_in_force(now), output_field=models.BooleanField()))
 
 
-class RoomRestriction(models.Model):
-    """A per-room ban or mute; `until` null means until lifted."""
+def _in_force(now: datetime | None) -> Q:
+    return Q(until__isnull=True) | Q(until__gt=now or timezone.now())
 
-    room = models.ForeignKey(Room, on_delete=models.CASCADE)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+
+def restriction_active_sql(alias: str, now: str = "%(now)s") -> str:
+    """`active()` as a SQL condition on table alias `alias`, for the hand-written hot-path queries
+    (rooms/selectors.py). `now` is the placeholder of the current time; tests check both agree."""
+    return f"({alias}.until IS NULL OR {alias}.until > {now})"
+
+
+class Restriction(models.Model):
+    """What a room ban, room mute and site-wide ban share; `until` null means until lifted."""
+
     until = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True, default="")
     created_by = models.ForeignKey(
@@ -137,14 +157,20 @@ class RoomRestriction(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
 
-    objects = ActiveQuerySet.as_manager()
+    objects = RestrictionQuerySet.as_manager()
 
     class Meta:
         abstract = True
 
-    @property
-    def is_active(self) -> bool:
-        return self.until is None or self.until > timezone.now()
+
+class RoomRestriction(Restriction):
+    """A per-room ban or mute."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+
+    class Meta:
+        abstract = True
 
 
 class RoomBan(RoomRestriction):
@@ -163,23 +189,11 @@ class RoomMute(RoomRestriction):
         return f"{self.user} muted in {self.room}"
 
 
-class SiteBan(models.Model):
+class SiteBan(Restriction):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_ban")
-    until = models.DateTimeField(null=True, blank=True)
-    reason = models.CharField(max_length=500, blank=True, default="")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created = models.DateTimeField(default=timezone.now)
-
-    objects = ActiveQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.user} banned site-wide"
-
-    @property
-    def is_active(self) -> bool:
-        return self.until is None or self.until > timezone.now()
 
 
 class MessageRevision(models.Model):

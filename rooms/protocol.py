@@ -138,24 +138,26 @@ def _parse_join(data: dict) -> JoinFrame:
     return JoinFrame(room=_room(data), after=after)
 
 
+def message_body_check(body: Any) -> str:
+    """The one rule for a message body, on the socket and REST alike: a string, not blank, at most
+    CHAT_MAX_BODY_CHARS characters. BadRequest or TooLarge otherwise."""
+    if not isinstance(body, str):
+        raise BadRequest('"body" must be a string.')
+    if len(body) > settings.CHAT_MAX_BODY_CHARS:
+        raise TooLarge(f"Message body is {len(body)} characters; the limit is {settings.CHAT_MAX_BODY_CHARS}.")
+    if not body.strip():
+        raise BadRequest('"body" must not be empty.')
+    return body
+
+
 def _parse_message(data: dict) -> MessageFrame:
     client_id = None
     try:
         client_id = _client_id(data)
         room = _room(data)
-        body = data.get("body")
-        if not isinstance(body, str):
-            raise BadRequest('"body" must be a string.')
-    except BadRequest as error:
-        raise FrameError(error.detail, client_id=client_id) from None
-    if len(body) > settings.CHAT_MAX_BODY_CHARS:
-        raise FrameError(
-            f"Message body is {len(body)} characters; the limit is {settings.CHAT_MAX_BODY_CHARS}.",
-            client_id=client_id,
-            too_large=True,
-        )
-    if not body.strip():
-        raise FrameError('"body" must not be empty.', client_id=client_id)
+        body = message_body_check(data.get("body"))
+    except (BadRequest, TooLarge) as error:
+        raise FrameError(error.detail, client_id=client_id, too_large=isinstance(error, TooLarge)) from None
     return MessageFrame(room=room, body=body, client_id=client_id)
 
 

@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from rooms.exceptions import Forbidden, NotFound
-from rooms.models import Membership, Message, Room, RoomBan, RoomMute, SiteBan
+from rooms.models import Membership, Message, Room, RoomBan, RoomMute, SiteBan, restriction_active_sql
 
 
 def user_is_moderator(user) -> bool:
@@ -129,7 +129,8 @@ def post_access(*, user_id: int, room_id: int, client_id: str | None) -> tuple[b
     """(is_member, banned, muted, id of the user's message with this client_id) in one query.
 
     Posting is the hot path: plain SQL here costs a tenth of the CPU of the same query built by
-    the ORM (bench/results/experiments/post_path_costs.txt).
+    the ORM (measured while the write path was tuned; docs/realtime.md). The ban and mute
+    conditions come from `restriction_active_sql`, the SQL form of `RestrictionQuerySet.active()`.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -148,10 +149,10 @@ def post_access(*, user_id: int, room_id: int, client_id: str | None) -> tuple[b
 _POST_ACCESS_SQL = f"""
 SELECT
   EXISTS (SELECT 1 FROM {Membership._meta.db_table} WHERE room_id = %(room)s AND user_id = %(user)s),
-  EXISTS (SELECT 1 FROM {RoomBan._meta.db_table}
-          WHERE room_id = %(room)s AND user_id = %(user)s AND (until IS NULL OR until > %(now)s)),
-  EXISTS (SELECT 1 FROM {RoomMute._meta.db_table}
-          WHERE room_id = %(room)s AND user_id = %(user)s AND (until IS NULL OR until > %(now)s)),
+  EXISTS (SELECT 1 FROM {RoomBan._meta.db_table} b
+          WHERE b.room_id = %(room)s AND b.user_id = %(user)s AND {restriction_active_sql("b")}),
+  EXISTS (SELECT 1 FROM {RoomMute._meta.db_table} m
+          WHERE m.room_id = %(room)s AND m.user_id = %(user)s AND {restriction_active_sql("m")}),
   (SELECT id FROM {Message._meta.db_table} WHERE author_id = %(user)s AND client_id = %(client_id)s LIMIT 1)
 """
 
@@ -161,7 +162,7 @@ def user_for_handshake(*, user_id: int):
     User = get_user_model()
     rows = User.objects.raw(
         f"SELECT * FROM {User._meta.db_table} u WHERE u.id = %s AND u.is_active = %s AND NOT EXISTS "
-        f"(SELECT 1 FROM {SiteBan._meta.db_table} b WHERE b.user_id = u.id AND (b.until IS NULL OR b.until > %s))",
+        f"(SELECT 1 FROM {SiteBan._meta.db_table} b WHERE b.user_id = u.id AND {restriction_active_sql('b', '%s')})",
         [user_id, True, connection.ops.adapt_datetimefield_value(timezone.now())],
     )
     return next(iter(rows), None)

@@ -16,7 +16,7 @@ from django.utils.text import slugify
 
 from rooms import events, ratelimit, wordfilter
 from rooms.conversations.versions import room_version_next
-from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode, TooLarge
+from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode
 from rooms.models import (
     AuditLog,
     FilterTerm,
@@ -29,6 +29,7 @@ from rooms.models import (
     RoomMute,
     SiteBan,
 )
+from rooms.protocol import message_body_check
 from rooms.sanitize import sanitize_body
 from rooms.selectors import (
     post_access,
@@ -40,8 +41,6 @@ from rooms.selectors import (
 )
 
 User = get_user_model()
-
-MAX_BODY_CHARS = 4000
 
 
 def _audit(*, actor, action: str, room=None, target_user=None, message_id=None, reason="", **detail) -> None:
@@ -68,17 +67,8 @@ def _user_by_username(username: str):
     return user
 
 
-def _check_body(body: str) -> str:
-    if not isinstance(body, str):
-        raise BadRequest('"body" must be a string.')
-    if len(body) > MAX_BODY_CHARS:
-        raise TooLarge(f"Message body is {len(body)} characters; the limit is {MAX_BODY_CHARS}.")
-    if not body.strip():
-        raise BadRequest('"body" must not be empty.')
-    return body
-
-
-def _check_until(until: datetime | None) -> None:
+def restriction_until_check(until: datetime | None) -> None:
+    """A ban's or mute's end must lie ahead (None: until lifted); the admin's forms use this too."""
     if until is not None and until <= timezone.now():
         raise BadRequest('"until" must be in the future; omit it for no end.')
 
@@ -173,7 +163,7 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
     (refused frames do not spend tokens). Locks the room row while inserting, so ids are in commit
     order per room. A `flag` term opens a report by the system in the same transaction.
     """
-    body = _check_body(body)
+    body = message_body_check(body)
     is_member, banned, muted, existing_id = post_access(user_id=user.id, room_id=room.id, client_id=client_id)
     if existing_id is not None:
         return Message.objects.select_related("room", "author", "reply_to__author").get(pk=existing_id), False
@@ -301,7 +291,7 @@ def message_edit(*, user, message: Message, body: str) -> Message:
         raise Forbidden("Only the author may edit a message.")
     if message.is_deleted:
         raise NotFound(f"No message {message.id}.")
-    body = _check_body(body)
+    body = message_body_check(body)
     if body == message.body_raw:
         return message
     if user_is_room_banned(user_id=user.id, room_id=message.room_id):
@@ -450,7 +440,7 @@ def report_resolve(*, actor, report: Report) -> Report:
 def _room_restrict(*, model, action, noun: str, actor, room: Room, username: str, until, reason: str):
     """Create or replace a room ban or mute (owner or moderator), audited; returns (row, user)."""
     _require_room_moderator(actor=actor, room=room)
-    _check_until(until)
+    restriction_until_check(until)
     user = _user_by_username(username)
     if user.id == room.owner_id or user.id == actor.id:
         raise BadRequest(f"The room's owner and you yourself cannot be {noun} in it.")
@@ -529,7 +519,7 @@ def site_ban(*, actor, username: str, until: datetime | None = None, reason: str
     """Ban a user site-wide (moderators): sockets close with 4003, tokens and REST answer 403."""
     if not user_is_moderator(actor):
         raise Forbidden("Only moderators may ban site-wide.")
-    _check_until(until)
+    restriction_until_check(until)
     user = _user_by_username(username)
     if user.id == actor.id or user.is_superuser:
         raise BadRequest("You cannot ban yourself or a superuser site-wide.")

@@ -17,12 +17,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from rooms.exceptions import ChatError
+from rooms.exceptions import BadRequest, ChatError
 from rooms.models import Message, Report
 from rooms.selectors import user_is_moderator
+from rooms.services import restriction_until_check
 
 CONTEXT_MESSAGES = 3  # messages shown before and after a reported one
 
@@ -68,8 +68,11 @@ class ServiceModelAdmin(admin.ModelAdmin):
 
 
 def validate_until(until: datetime | None) -> None:
-    if until is not None and until <= timezone.now():
-        raise forms.ValidationError("The end time must be in the future; leave it empty for no end.")
+    """The services' rule (`restriction_until_check`) as a form error on the `until` field."""
+    try:
+        restriction_until_check(until)
+    except BadRequest:
+        raise forms.ValidationError("The end time must be in the future; leave it empty for no end.") from None
 
 
 class RestrictionForm(forms.Form):
@@ -208,7 +211,7 @@ class ActiveRestrictionFilter(admin.SimpleListFilter):
         if self.value() == "active":
             return queryset.active()
         if self.value() == "expired":
-            return queryset.exclude(pk__in=queryset.model.objects.active().values("pk"))
+            return queryset.expired()
         return queryset
 
 

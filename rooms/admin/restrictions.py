@@ -7,9 +7,11 @@ AuditLog row and, for bans, one live broadcast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import admin
-from django.utils import timezone
 
 from rooms import services
 from rooms.admin.base import ActiveRestrictionFilter, ServiceModelAdmin, validate_until
@@ -37,6 +39,12 @@ class RestrictionModelForm(forms.ModelForm):
 
 
 class RestrictionAdmin(ServiceModelAdmin):
+    """One admin for room bans, room mutes and site-wide bans, parametrised at registration by the
+    service pair that writes them (`restrict`, `lift`); columns without a room for a site ban."""
+
+    restrict: Callable[..., Any]
+    lift: Callable[..., Any]
+
     form = RestrictionModelForm
     list_filter = [ActiveRestrictionFilter, "room", "created"]
     list_display = ["user", "room", "status", "until", "reason", "created_by", "created"]
@@ -45,43 +53,59 @@ class RestrictionAdmin(ServiceModelAdmin):
     autocomplete_fields = ["user", "room"]
     ordering = ["-created"]
 
+    def __init__(self, model, admin_site) -> None:
+        super().__init__(model, admin_site)
+        self.is_room_scoped = any(field.name == "room" for field in model._meta.fields)
+        if not self.is_room_scoped:
+            self.list_filter = [f for f in self.list_filter if f != "room"]
+            self.list_display = [f for f in self.list_display if f != "room"]
+            self.search_fields = [f for f in self.search_fields if not f.startswith("room__")]
+            self.list_select_related = [f for f in self.list_select_related if f != "room"]
+            self.autocomplete_fields = [f for f in self.autocomplete_fields if f != "room"]
+
+    def _without_room(self, names: list[str]) -> list[str]:
+        return names if self.is_room_scoped else [name for name in names if name != "room"]
+
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["room", "user", "until", "reason"]
-        return ["room", "user", "status", "until", "reason", "created_by", "created"]
+            return self._without_room(["room", "user", "until", "reason"])
+        return self._without_room(["room", "user", "status", "until", "reason", "created_by", "created"])
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["room", "user", "status", "created_by", "created"]
+        return self._without_room(["room", "user", "status", "created_by", "created"])
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_in_force()
 
     @admin.display(description="status")
     def status(self, restriction) -> str:
-        if restriction.until is None:
-            return "active (no end)"
-        return "active" if restriction.until > timezone.now() else "expired"
+        if not restriction.in_force:
+            return "expired"
+        return "active (no end)" if restriction.until is None else "active"
 
-    def _apply(self, request, obj, form) -> None:
-        raise NotImplementedError
-
-    def _lift(self, request, obj) -> None:
-        raise NotImplementedError
+    def _target(self, obj) -> dict[str, Any]:
+        target: dict[str, Any] = {"username": obj.user.username}
+        if self.is_room_scoped:
+            target["room"] = obj.room
+        return target
 
     def save_model(self, request, obj, form, change: bool) -> None:
         if change and not {"until", "reason"} & set(form.changed_data):
             return  # nothing changed: no service call, no audit entry
-        saved = self._apply(request, obj, form)
+        saved = self.restrict(actor=request.user, until=obj.until, reason=obj.reason, **self._target(obj))
         # The admin logs and redirects with `obj`: make it the row the service wrote.
         obj.pk, obj.created, obj.created_by = saved.pk, saved.created, saved.created_by
 
     def delete_model(self, request, obj) -> None:
-        self._lift(request, obj)
+        self.lift(actor=request.user, **self._target(obj))
 
     def delete_queryset(self, request, queryset) -> None:
         self.apply_each(
             request,
             queryset.select_related(*self.list_select_related),
-            lambda obj: self._lift(request, obj),
+            lambda obj: self.delete_model(request, obj),
             done="Lifted {count}.",
         )
 
@@ -90,44 +114,14 @@ class RestrictionAdmin(ServiceModelAdmin):
         return [str(obj) for obj in objs], {self.model._meta.verbose_name_plural: len(objs)}, set(), []
 
 
-@admin.register(RoomBan)
-class RoomBanAdmin(RestrictionAdmin):
-    def _apply(self, request, obj, form):
-        return services.room_ban(
-            actor=request.user, room=obj.room, username=obj.user.username, until=obj.until, reason=obj.reason
-        )
-
-    def _lift(self, request, obj) -> None:
-        services.room_unban(actor=request.user, room=obj.room, username=obj.user.username)
-
-
-@admin.register(RoomMute)
-class RoomMuteAdmin(RestrictionAdmin):
-    def _apply(self, request, obj, form):
-        return services.room_mute(
-            actor=request.user, room=obj.room, username=obj.user.username, until=obj.until, reason=obj.reason
-        )
-
-    def _lift(self, request, obj) -> None:
-        services.room_unmute(actor=request.user, room=obj.room, username=obj.user.username)
-
-
-@admin.register(SiteBan)
-class SiteBanAdmin(RestrictionAdmin):
-    list_filter = [ActiveRestrictionFilter, "created"]
-    list_display = ["user", "status", "until", "reason", "created_by", "created"]
-    search_fields = ["user__username", "reason"]
-    list_select_related = ["user", "created_by"]
-    autocomplete_fields = ["user"]
-
-    def get_fields(self, request, obj=None):
-        return [name for name in super().get_fields(request, obj) if name != "room"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [name for name in super().get_readonly_fields(request, obj) if name != "room"]
-
-    def _apply(self, request, obj, form):
-        return services.site_ban(actor=request.user, username=obj.user.username, until=obj.until, reason=obj.reason)
-
-    def _lift(self, request, obj) -> None:
-        services.site_unban(actor=request.user, username=obj.user.username)
+# Registration options become attributes of a subclass Django makes per model; staticmethod keeps
+# the service functions unbound.
+admin.site.register(
+    RoomBan, RestrictionAdmin, restrict=staticmethod(services.room_ban), lift=staticmethod(services.room_unban)
+)
+admin.site.register(
+    RoomMute, RestrictionAdmin, restrict=staticmethod(services.room_mute), lift=staticmethod(services.room_unmute)
+)
+admin.site.register(
+    SiteBan, RestrictionAdmin, restrict=staticmethod(services.site_ban), lift=staticmethod(services.site_unban)
+)

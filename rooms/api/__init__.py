@@ -3,27 +3,27 @@ selector, shape with `room_dict` / `rooms.protocol.message_dict`. No rules and n
 
 from rooms.api.messages import MessageDetailView, MessageListView, MessageReportView
 from rooms.api.moderation import (
-    RoomBanDetailView,
-    RoomBanListView,
-    RoomMuteDetailView,
-    RoomMuteListView,
-    SiteBanDetailView,
-    SiteBanListView,
+    ROOM_BAN,
+    ROOM_MUTE,
+    SITE_BAN,
+    RestrictionDetailView,
+    RestrictionKind,
+    RestrictionListView,
 )
 from rooms.api.rooms import MembershipMeView, MembershipView, RoomDetailView, RoomListView
 
 __all__ = [
+    "ROOM_BAN",
+    "ROOM_MUTE",
+    "SITE_BAN",
     "MembershipMeView",
     "MembershipView",
     "MessageDetailView",
     "MessageListView",
     "MessageReportView",
-    "RoomBanDetailView",
-    "RoomBanListView",
+    "RestrictionDetailView",
+    "RestrictionKind",
+    "RestrictionListView",
     "RoomDetailView",
     "RoomListView",
-    "RoomMuteDetailView",
-    "RoomMuteListView",
-    "SiteBanDetailView",
-    "SiteBanListView",
 ]
