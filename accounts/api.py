@@ -20,6 +20,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.views import TokenViewBase
 
 from accounts import services
+from accounts.models import User
 from accounts.serializers import (
     LogoutSerializer,
     MeSerializer,
@@ -174,5 +175,6 @@ class MeView(BodyLimitMixin, APIView):
 
     @extend_schema(responses={200: MeSerializer, 401: ERROR, 403: ERROR}, tags=["auth"])
     def get(self, request: Request) -> Response:
-        user = request.user
+        user = request.user  # IsAuthenticated (the default permission): never AnonymousUser here
+        assert isinstance(user, User)
         return Response({"id": user.id, "username": user.username, "is_moderator": user.is_moderator})

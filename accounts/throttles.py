@@ -7,6 +7,7 @@ process shares one budget. Beyond it DRF answers 429 with `Retry-After`.
 from __future__ import annotations
 
 import ipaddress
+from typing import cast
 
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -21,7 +22,8 @@ class AuthThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str | None:
         # Read at request time, not import time (DRF's default), so override_settings works.
-        return settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get(self.scope)
+        rates = cast(dict[str, str], settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}))
+        return rates.get(self.scope)
 
     def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
         # DRF only knows "30/m"; settings write windows such as "30/60s".

@@ -25,7 +25,8 @@ def _throttled(request: HttpRequest) -> HttpResponse | None:
     """429 once the client address spent its AUTH_THROTTLE budget (shared with the API's
     register/token/refresh and the admin login: no form may be a way around it); None while within it."""
     throttle = AuthThrottle()
-    if throttle.allow_request(request, None):
+    # DRF's throttle reads only the client address from META, which a plain HttpRequest has too.
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
         return None
     retry_after = max(1, math.ceil(throttle.wait() or 1))
     response = render(request, "registration/throttled.html", {"retry_after": retry_after}, status=429)

@@ -156,7 +156,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
         response = JsonResponse({"status": "unavailable", "failing": failing, "checks": checks}, status=503)
         # The warning above is the one line per failing probe; without this flag django.request
         # would add an ERROR "Service Unavailable" line for every probe during an outage.
-        response._has_been_logged = True
+        response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own flag, not in its stubs
         return response
     return JsonResponse({"status": "ok", "failing": [], "checks": checks})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import environ
@@ -163,7 +164,7 @@ if REDIS_URL:
     # Pub/sub channels are global to a Redis server whatever the database number, so the prefix
     # names the deployment: two deployments (or test runs) sharing a server never hear each other.
     CHAT_LAYER_PREFIX = env.str("CHAT_LAYER_PREFIX", default=f"chatsite.db{urlparse(REDIS_URL).path.strip('/') or 0}")
-    CHANNEL_LAYERS = {
+    CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
         "default": {
             "BACKEND": _layer_backend,
             "CONFIG": {"hosts": [REDIS_URL], "prefix": CHAT_LAYER_PREFIX, "capacity": 5000, "expiry": 60},
@@ -221,7 +222,7 @@ CHAT_MESSAGE_RATE = _checked_rate("RATE_LIMIT_MESSAGES", RATE_LIMIT_MESSAGES)
 AUTH_THROTTLE = env.str("AUTH_THROTTLE", default="30/min")
 _auth_count, _auth_window = _checked_rate("AUTH_THROTTLE", AUTH_THROTTLE)
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BanAwareJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",

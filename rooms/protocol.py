@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,7 +162,7 @@ def _parse_message(data: dict) -> MessageFrame:
     return MessageFrame(room=room, body=body, client_id=client_id)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict], InboundFrame]] = {
     "join": _parse_join,
     "leave": lambda data: LeaveFrame(room=_room(data)),
     "message": _parse_message,

@@ -7,6 +7,7 @@ broadcast on commit (rooms/events.py). Moderation actions write one AuditLog row
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -95,7 +96,7 @@ def room_update(
 ) -> Room:
     """Change a room's name, topic or slow mode (owner or moderator); audited."""
     _require_room_moderator(actor=actor, room=room)
-    changes = {}
+    changes: dict[str, Any] = {}
     if name is not None:
         room.name = changes["name"] = name
     if topic is not None:

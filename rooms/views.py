@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.models import User
 from rooms import selectors, services
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound
 from rooms.models import Membership
@@ -29,9 +30,15 @@ class RoomCreateForm(forms.Form):
     is_private = forms.BooleanField(required=False, label="Private (invitation only)")
 
 
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request of a `login_required` view: its user is a signed-in account."""
+
+    user: User
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
-def room_list(request: HttpRequest) -> HttpResponse:
+def room_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Public rooms and the user's private rooms; POST creates a room and opens it."""
     form = RoomCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -53,14 +60,14 @@ def room_list(request: HttpRequest) -> HttpResponse:
     rooms = list(selectors.room_list_for_user(user=request.user))
     member_of = set(Membership.objects.filter(user=request.user).values_list("room_id", flat=True))
     for room in rooms:
-        room.is_member = room.id in member_of
+        room.is_member = room.id in member_of  # type: ignore[attr-defined]  # a flag for the template
     status = 400 if request.method == "POST" else 200
     return render(request, "rooms/room_list.html", {"rooms": rooms, "form": form}, status=status)
 
 
 @login_required
 @require_GET
-def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def room_detail(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """The chat page; 404 for a missing room or a private one the user is not in, 403 when banned."""
     try:
         room = selectors.room_get_for_reader(user=request.user, slug=slug)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import BaseParser, FormParser, JSONParser
 
 
 class SafeJSONParser(JSONParser):
@@ -20,4 +20,4 @@ class SafeJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply.") from None
 
 
-API_PARSERS = [SafeJSONParser, FormParser]
+API_PARSERS: list[type[BaseParser]] = [SafeJSONParser, FormParser]

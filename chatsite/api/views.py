@@ -3,6 +3,7 @@ schema's error response, and the JSON 404 for paths under /api/v1/ that name no 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,6 +11,7 @@ from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
@@ -27,7 +29,7 @@ ERROR = OpenApiResponse(description='`{"code", "detail", ...}` JSON error; field
 class BodyLimitMixin:
     """Refuse request bodies over MAX_REQUEST_BYTES with 413 before parsing; parse JSON safely."""
 
-    parser_classes = API_PARSERS
+    parser_classes: Sequence[type[BaseParser]] = API_PARSERS
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]

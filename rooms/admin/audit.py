@@ -14,8 +14,7 @@ class AuditLogAdmin(admin.ModelAdmin):
     search_fields = ["actor__username", "target_user__username", "reason", "room__slug"]
     list_select_related = ["actor", "room", "target_user"]
     date_hierarchy = "created"
-    fields = ["created", "actor", "action", "room", "target_user", "message_id", "reason", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created", "actor", "action", "room", "target_user", "message_id", "reason", "detail")
 
     def has_add_permission(self, request):
         return False

@@ -103,7 +103,7 @@ class MessageAdmin(ServiceModelAdmin):
     date_hierarchy = "created"
     list_select_related = ["room", "author"]
     ordering = ["-id"]
-    fields = [
+    fields = readonly_fields = (
         "id",
         "room",
         "author",
@@ -117,8 +117,7 @@ class MessageAdmin(ServiceModelAdmin):
         "client_id",
         "reports_list",
         "context",
-    ]
-    readonly_fields = fields
+    )
     actions = ["delete_selected", "restore_selected", "ban_authors_from_room", "ban_authors_site_wide"]
 
     def get_queryset(self, request):
@@ -144,7 +143,7 @@ class MessageAdmin(ServiceModelAdmin):
 
     @admin.display(description="open reports", ordering="open_report_count")
     def open_reports(self, message: Message) -> int:
-        return message.open_report_count
+        return message.open_report_count  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description="reports")
     def reports_list(self, message: Message) -> str:
@@ -261,7 +260,7 @@ class ReportAdmin(ServiceModelAdmin):
     list_select_related = ["message__room", "message__author", "reporter"]
     # Open (resolved is NULL) first on every database, then the newest.
     ordering = [F("resolved").desc(nulls_first=True), "-created"]
-    fields = [
+    fields = readonly_fields = (
         "id",
         "message_link",
         "message_author",
@@ -276,8 +275,7 @@ class ReportAdmin(ServiceModelAdmin):
         "resolved",
         "resolved_by",
         "context",
-    ]
-    readonly_fields = fields
+    )
     actions = ["resolve_selected", "delete_reported_messages", "ban_authors_from_room", "ban_authors_site_wide"]
 
     def has_add_permission(self, request):

@@ -46,25 +46,40 @@ class RestrictionAdmin(ServiceModelAdmin):
     lift: Callable[..., Any]
 
     form = RestrictionModelForm
-    list_filter = [ActiveRestrictionFilter, "room", "created"]
-    list_display = ["user", "room", "status", "until", "reason", "created_by", "created"]
-    search_fields = ["user__username", "room__slug", "reason"]
-    list_select_related = ["user", "room", "created_by"]
-    autocomplete_fields = ["user", "room"]
+    # The site-wide columns; room kinds add their room in the get_* methods below (the class
+    # attributes must hold for SiteBan too, which Django's admin checks verify).
+    list_filter = [ActiveRestrictionFilter, "created"]
+    list_display = ["user", "status", "until", "reason", "created_by", "created"]
+    search_fields = ["user__username", "reason"]
+    list_select_related = ["user", "created_by"]
+    autocomplete_fields = ["user"]
     ordering = ["-created"]
 
     def __init__(self, model, admin_site) -> None:
         super().__init__(model, admin_site)
         self.is_room_scoped = any(field.name == "room" for field in model._meta.fields)
-        if not self.is_room_scoped:
-            self.list_filter = [f for f in self.list_filter if f != "room"]
-            self.list_display = [f for f in self.list_display if f != "room"]
-            self.search_fields = [f for f in self.search_fields if not f.startswith("room__")]
-            self.list_select_related = [f for f in self.list_select_related if f != "room"]
-            self.autocomplete_fields = [f for f in self.autocomplete_fields if f != "room"]
 
     def _without_room(self, names: list[str]) -> list[str]:
         return names if self.is_room_scoped else [name for name in names if name != "room"]
+
+    def _with_room(self, names, *, after: int, room: str = "room") -> list:
+        names = list(names)
+        return [*names[:after], room, *names[after:]] if self.is_room_scoped else names
+
+    def get_list_display(self, request):
+        return self._with_room(super().get_list_display(request), after=1)
+
+    def get_list_filter(self, request):
+        return self._with_room(super().get_list_filter(request), after=1)
+
+    def get_search_fields(self, request):
+        return self._with_room(super().get_search_fields(request), after=1, room="room__slug")
+
+    def get_list_select_related(self, request):
+        return self._with_room(super().get_list_select_related(request), after=1)
+
+    def get_autocomplete_fields(self, request):
+        return self._with_room(super().get_autocomplete_fields(request), after=1)
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -104,7 +119,7 @@ class RestrictionAdmin(ServiceModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         self.apply_each(
             request,
-            queryset.select_related(*self.list_select_related),
+            queryset.select_related(*self.get_list_select_related(request)),
             lambda obj: self.delete_model(request, obj),
             done="Lifted {count}.",
         )

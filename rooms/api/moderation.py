@@ -56,7 +56,7 @@ SITE_BAN = RestrictionKind(
 class _RestrictionSchema(AutoSchema):
     """The operation's description comes from the view's kind (one class serves three kinds)."""
 
-    def get_description(self) -> str:
+    def get_description(self) -> str:  # type: ignore[override]  # DRF's stubs give the older signature
         kind: RestrictionKind = self.view.kind  # type: ignore[attr-defined]
         return kind.restrict_description if self.method == "POST" else kind.lift_description
 
@@ -68,6 +68,7 @@ class _RestrictionView(ChatAPIView):
     def target(self, request: Request, slug: str | None) -> dict[str, Any]:
         """The service's `actor` and, for a room kind, the room (visible to the caller, else 404)."""
         if self.kind.is_room_scoped:
+            assert slug is not None, "room kinds are routed under rooms/<slug>/"
             return {"actor": request.user, "room": selectors.room_get_visible(user=request.user, slug=slug)}
         return {"actor": request.user}
 

@@ -41,7 +41,7 @@ class RoomListView(ChatAPIView):
     def get(self, request: Request) -> Response:
         paginator = RoomCursorPagination()
         page = paginator.paginate_queryset(selectors.room_list_for_user(user=request.user), request, view=self)
-        return paginator.get_paginated_response([room_dict(room) for room in page])
+        return paginator.get_paginated_response([room_dict(room) for room in page or ()])
 
     @extend_schema(
         request=RoomCreateSerializer,

@@ -129,3 +129,10 @@ def test_admin_moderator_column_is_user_is_moderator(user_factory, moderator_fac
         fresh = User.objects.prefetch_related("groups").get(pk=account.pk)
         assert fresh.is_moderator is is_moderator
         assert user_admin.moderator(fresh) is is_moderator
+
+
+def test_admin_registrations_pass_django_checks():
+    """One RestrictionAdmin class serves three models, and Django's admin checks accept each."""
+    from django.core import checks
+
+    assert checks.run_checks(tags=[checks.Tags.admin]) == []
