@@ -5,7 +5,7 @@ Rule errors are Django `ValidationError`s keyed by field (`username`, `password`
 
 Whenever a user's credentials end (password change or reset, deactivation, web logout), the
 service raises the token epoch where all of them end, revokes refresh tokens, and announces it
-with `rooms.events.user_credentials_ended`: the one place open connections are to be closed.
+with `rooms.realtime.events.user_credentials_ended`: the one place open connections are to be closed.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def user_register(*, username: str, password: str, email: str = ""):
 
 def _end_credentials(user) -> None:
     """Inside the transaction that ends them: older tokens refused, refresh tokens revoked, sockets told."""
-    from rooms import events
+    from rooms.realtime import events
 
     User = _user_model()
     User.objects.filter(pk=user.pk).update(token_epoch=F("token_epoch") + 1)
@@ -125,7 +125,7 @@ def user_reactivate(*, actor, user) -> None:
 def session_logout(request: HttpRequest) -> None:
     """Sign the web session out (Django deletes it) and announce that the connections it
     authenticated end; a signed-out request changes nothing."""
-    from rooms import events
+    from rooms.realtime import events
 
     user = getattr(request, "user", None)
     session_key = request.session.session_key

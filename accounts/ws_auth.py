@@ -31,7 +31,7 @@ from accounts.tickets import ticket_redeem
 from accounts.tokens import token_epoch_matches
 from chatsite import metrics
 from chatsite.api.errors import error_body
-from rooms.db import run_in_db_thread
+from rooms.realtime.db import run_in_db_thread
 
 
 def header(scope, name: bytes) -> str | None:

@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from accounts.ws_auth import ConnectionAuthMiddleware, FullOriginValidator  # noqa: E402
-from rooms.consumers import ChatConsumer  # noqa: E402
+from rooms.realtime.consumer import ChatConsumer  # noqa: E402
 from rooms.stream import StreamApp  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
 
     from chatsite.asgi import application
-    from rooms.hub import running_hubs
+    from rooms.realtime.hub import running_hubs
 
     _install_header_deadline(reactor)
     server = Server(

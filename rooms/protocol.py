@@ -17,6 +17,13 @@ from django.utils.html import strip_tags
 
 from rooms.exceptions import BadRequest, TooLarge
 
+# WebSocket close codes (CONTRACT §3, §6, §7; docs/contract-notes.md).
+CLOSE_UNAUTHENTICATED = 4001  # no valid credentials, or they ended (logout, password change)
+CLOSE_BANNED = 4003  # banned site-wide
+CLOSE_FLOOD = 4008  # too many bad frames
+CLOSE_SLOW_READER = 4009  # too much waiting to be read; reconnect and resume with `after`
+CLOSE_SHUTTING_DOWN = 4012  # the process is stopping; reconnect (elsewhere) and resume
+
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 CLIENT_ID_MAX = 64
 

@@ -1,7 +1,7 @@
 """Every write of chatsite: one function per action, used by WebSocket, REST and admin alike.
 
 Each function checks permissions first, then writes inside one transaction, then schedules its
-broadcast on commit (rooms/events.py). Moderation actions write one AuditLog row each.
+broadcast on commit (rooms/realtime/events.py). Moderation actions write one AuditLog row each.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from rooms import events, ratelimit, wordfilter
+from rooms import ratelimit, wordfilter
 from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode
 from rooms.models import (
@@ -31,6 +31,7 @@ from rooms.models import (
     SiteBan,
 )
 from rooms.protocol import message_body_check
+from rooms.realtime import events
 from rooms.sanitize import sanitize_body
 from rooms.selectors import (
     post_access,
@@ -165,7 +166,9 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
     order per room. A `flag` term opens a report by the system in the same transaction.
     """
     body = message_body_check(body)
-    is_member, banned, muted, existing_id = post_access(user_id=user.id, room_id=room.id, client_id=client_id)
+    is_member, banned, muted, existing_id, slow_mode_seconds = post_access(
+        user_id=user.id, room_id=room.id, client_id=client_id
+    )
     if existing_id is not None:
         return Message.objects.select_related("room", "author", "reply_to__author").get(pk=existing_id), False
     if not is_member:
@@ -174,15 +177,15 @@ def message_post(*, user, room: Room, body: str, client_id: str | None = None) -
         raise Forbidden(f"You are banned from {room.slug!r}.")
     if muted:
         raise Forbidden(f"You are muted in {room.slug!r}: you may read but not post.")
-    if room.slow_mode_seconds and not user_can_moderate_room(user=user, room=room):
+    if slow_mode_seconds and not user_can_moderate_room(user=user, room=room):
         last_created = (
             Message.objects.filter(room=room, author=user).order_by("-id").values_list("created", flat=True).first()
         )
         if last_created is not None:
-            wait = (last_created + timedelta(seconds=room.slow_mode_seconds) - timezone.now()).total_seconds()
+            wait = (last_created + timedelta(seconds=slow_mode_seconds) - timezone.now()).total_seconds()
             if wait > 0:
                 raise SlowMode(
-                    f"Slow mode: one message every {room.slow_mode_seconds} s in this room.",
+                    f"Slow mode: one message every {slow_mode_seconds} s in this room.",
                     retry_after=round(wait, 3),
                 )
     verdict = wordfilter.screen(text=body, room_id=room.id)  # `filtered` before any token is spent

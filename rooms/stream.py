@@ -1,6 +1,6 @@
 """`GET /api/v1/stream/?rooms=S1,S2`: the Server-Sent Events fallback transport (CONTRACT §6).
 
-A stream is one more kind of local connection of the process's hub (rooms/hub.py), beside the
+A stream is one more kind of local connection of the process's hub (rooms/realtime/hub.py), beside the
 WebSocket consumer: it is registered in the same room feeds, gets the same shared frames in the
 same order, counts in presence, and is kicked or closed by the same room-ban, site-ban and
 credential events. Only the framing differs (rooms/sse.py): each frame becomes one event, and
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,11 +28,7 @@ from redis.exceptions import RedisError
 from accounts.ws_auth import header, refuse_http
 from chatsite.logs import log_event
 from rooms import selectors, services, sse
-from rooms.consumers import Subscription
-from rooms.db import db_call
 from rooms.exceptions import BadRequest, ChatError
-from rooms.fanout import Frame
-from rooms.hub import get_hub
 from rooms.protocol import (
     dumps,
     error_frame,
@@ -41,6 +38,10 @@ from rooms.protocol import (
     message_frame,
     resync_frame,
 )
+from rooms.realtime.consumer import Subscription
+from rooms.realtime.db import db_call
+from rooms.realtime.hub import get_hub
+from rooms.realtime.writer import Frame
 from rooms.stream_daphne import abort, daphne_request, keep_open, pending_bytes
 
 logger = logging.getLogger("chatsite.sse")
@@ -79,6 +80,9 @@ class EventStream:
         self.closed = False
         self._send = send
         self._request = daphne_request(send)
+        # The hub delivers synchronously; what it hands over is written in order by one task.
+        self._outbox: deque[bytes] = deque()
+        self._drain_task: asyncio.Task | None = None
 
     # ----- writing ----------------------------------------------------------------------------
 
@@ -96,20 +100,38 @@ class EventStream:
             self.closed = True
             abort(self._request)
 
+    def _write_soon(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._outbox.append(data)
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._outbox and not self.closed:
+                await self._write(self._outbox.popleft())
+        finally:
+            self._drain_task = None
+
     def cursor(self) -> str:
         return sse.format_cursor({sub.room.slug: sub.last_sent for sub in self.subscriptions.values()})
 
     async def send_frame(self, frame: dict[str, Any], *, with_id: bool = False) -> None:
         event_id = self.cursor() if with_id else None
-        await self._write(sse.event_bytes(frame["type"], dumps(frame), event_id=event_id))
+        data = sse.event_bytes(frame["type"], dumps(frame), event_id=event_id)
+        if self._drain_task is not None:
+            self._write_soon(data)  # behind what the hub already handed over
+        else:
+            await self._write(data)
 
-    async def _send_shared(self, frame: Frame, *, with_id: bool) -> None:
+    def _send_shared(self, frame: Frame, *, with_id: bool) -> None:
         text = frame.text
-        await self._write(sse.event_bytes(frame_type(text), text, event_id=self.cursor() if with_id else None))
+        self._write_soon(sse.event_bytes(frame_type(text), text, event_id=self.cursor() if with_id else None))
 
     # ----- the hub's connection interface -----------------------------------------------------
 
-    async def offer_message(self, room_id: int, message_id: int, frame: Frame) -> None:
+    def deliver_message(self, room_id: int, message_id: int, frame: Frame) -> None:
         """From the hub: a message of a joined room, sent once and in id order."""
         subscription = self.subscriptions.get(room_id)
         if subscription is None:
@@ -118,9 +140,9 @@ class EventStream:
             subscription.buffer.append((message_id, frame))
         elif message_id > subscription.last_sent:
             subscription.last_sent = message_id
-            await self._send_shared(frame, with_id=True)
+            self._send_shared(frame, with_id=True)
 
-    async def offer_event(self, room_id: int, frame: Frame) -> None:
+    def deliver_event(self, room_id: int, frame: Frame) -> None:
         """From the hub: any other frame of a joined room (edits, deletes, typing, presence)."""
         subscription = self.subscriptions.get(room_id)
         if subscription is None:
@@ -128,10 +150,13 @@ class EventStream:
         if subscription.buffer is not None:
             subscription.buffer.append((None, frame))
         else:
-            await self._send_shared(frame, with_id=False)
+            self._send_shared(frame, with_id=False)
+
+    def deliver_user_frame(self, frame: Frame) -> None:
+        self._send_shared(frame, with_id=False)
 
     async def leave_room(self, room_id: int, *, reason: str | None = None) -> None:
-        subscription = self.subscriptions.get(room_id)
+        subscription = self.subscriptions.pop(room_id, None)
         if subscription is None:
             return
         self.room_ids.pop(subscription.room.slug, None)
@@ -163,12 +188,11 @@ class EventStream:
             subscription = self.subscriptions[room.id] = Subscription(room=room)
             self.room_ids[room.slug] = room.id
             try:
-                feed = await self.hub.subscribe(self, room)
+                await self.hub.subscribe(self, room_id=room.id, slug=room.slug)
             except BaseException:
                 self.subscriptions.pop(room.id, None)
                 self.room_ids.pop(room.slug, None)
                 raise
-            subscription.room = feed.room
             limit = settings.CHAT_REPLAY_LIMIT
             last_id, replay = await db_call(selectors.room_replay, room_id=room.id, after=after, limit=limit + 1)
             online = await self.hub.online(room.id)
@@ -192,19 +216,19 @@ class EventStream:
                     subscription.last_sent = message.id
                     await self.send_frame(message_frame(message_dict(message)), with_id=True)
                 subscription.last_sent = max(subscription.last_sent, message.id)
-        await self._flush(subscription)
+        self._flush(subscription)
         return True
 
-    async def _flush(self, subscription: Subscription) -> None:
+    def _flush(self, subscription: Subscription) -> None:
         """Deliver what arrived live during the replay, skipping what the replay already sent."""
         buffer = subscription.buffer
         while buffer:
             message_id, frame = buffer.pop(0)
             if message_id is None:
-                await self._send_shared(frame, with_id=False)
+                self._send_shared(frame, with_id=False)
             elif message_id > subscription.last_sent:
                 subscription.last_sent = message_id
-                await self._send_shared(frame, with_id=True)
+                self._send_shared(frame, with_id=True)
         subscription.buffer = None
 
 
@@ -247,7 +271,7 @@ class StreamApp:
             await refuse_http(send, status=400, code=error.code, detail=error.detail)
             return
         hub = get_hub()
-        if hub.closing:
+        if hub.is_closing:
             await refuse_http(
                 send, status=503, code="unavailable", detail="This process is shutting down; reconnect and resume."
             )
@@ -257,7 +281,7 @@ class StreamApp:
         stream = EventStream(scope=scope, send=send, hub=hub)
         if stream._request is not None:
             keep_open(stream._request)
-        hub.add_socket(stream)
+        hub.add(stream)
         log_event(logger, "sse_open", user=stream.username, conn=stream.conn_id, auth=scope.get("auth_method"))
         try:
             await stream._write(sse.retry_bytes(RECONNECT_MILLISECONDS))
@@ -279,7 +303,7 @@ class StreamApp:
         finally:
             stream.closed = True
             rooms = sorted(sub.room.slug for sub in stream.subscriptions.values())
-            await hub.remove_socket(stream)
+            await hub.remove(stream)
             log_event(logger, "sse_close", user=stream.username, conn=stream.conn_id, rooms=rooms)
 
     async def _serve(self, stream: EventStream, receive: Any) -> None:

@@ -39,8 +39,8 @@ def root_client(superuser):
 
 @pytest.fixture
 def ended(monkeypatch):
-    """Every rooms.events.user_credentials_ended call: (user_id, session_key)."""
-    from rooms import events
+    """Every rooms.realtime.events.user_credentials_ended call: (user_id, session_key)."""
+    from rooms.realtime import events
 
     calls = []
     monkeypatch.setattr(
@@ -221,10 +221,13 @@ def test_credentials_ended_is_announced_on_commit(user_factory, django_capture_o
     client = Client()
     client.force_login(user)
     session_key = client.session.session_key
-    with caplog.at_level("INFO", logger="rooms.events"), django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with (
+        caplog.at_level("INFO", logger="rooms.realtime.events"),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
         client.post("/accounts/logout/")
     assert callbacks
-    lines = [record.getMessage() for record in caplog.records if record.name == "rooms.events"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "rooms.realtime.events"]
     assert any(f"credentials_ended user_id={user.pk} scope=session" in line for line in lines)
     assert session_key not in caplog.text
 

@@ -11,9 +11,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from rooms import services
-from rooms.events import SITE_GROUP, room_group_name
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode, TooLarge
 from rooms.models import AuditLog, Membership, Message, Report, Room, RoomBan, RoomMute, SiteBan
+from rooms.realtime.events import SITE_GROUP, room_group_name
 
 pytestmark = pytest.mark.django_db
 
@@ -492,7 +492,7 @@ def test_site_ban(moderator_factory, member, listen, django_capture_on_commit_ca
         services.site_ban(actor=moderator_factory(), username=member.username, reason="abuse")
     assert SiteBan.objects.get().user == member
     assert AuditLog.objects.filter(action="site_ban", target_user=member).exists()
-    assert receive() == {"type": "chat.site_ban", "user_id": member.id}
+    assert receive() == {"type": "chat.user_close", "user_id": member.id, "code": 4003, "session_key": None}
 
 
 def test_site_ban_non_moderator(owner, member):

@@ -1,17 +1,21 @@
 """The /ws/chat/ consumer: frames in, service calls, frames out (CONTRACT §3).
 
 No ORM and no rules here: frames are validated by rooms/protocol.py, actions are rooms/services.py
-functions, and live traffic comes from the process's hub (rooms/hub.py), not from a channel-layer
-channel per socket.
+functions, and live traffic comes from the process's hub (rooms/realtime/hub.py), not from a
+channel-layer channel per socket. The consumer is a `Connection` (rooms/realtime/connection.py):
+it keeps its own per-room state, the hub keeps its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -23,11 +27,11 @@ from redis.exceptions import RedisError
 from chatsite import metrics
 from chatsite.logs import log_event
 from rooms import selectors, services
-from rooms.db import db_call
 from rooms.exceptions import ChatError, Forbidden, RateLimited
-from rooms.fanout import Frame, daphne_protocol, write_frame
-from rooms.hub import get_hub
 from rooms.protocol import (
+    CLOSE_FLOOD,
+    CLOSE_SHUTTING_DOWN,
+    CLOSE_UNAUTHENTICATED,
     FrameError,
     JoinFrame,
     LeaveFrame,
@@ -44,14 +48,17 @@ from rooms.protocol import (
     pong_frame,
     resync_frame,
 )
+from rooms.realtime import events
+from rooms.realtime.db import db_call
+from rooms.realtime.hub import Hub, get_hub
+from rooms.realtime.writer import Frame, daphne_protocol, write_frame
+
+if TYPE_CHECKING:
+    from rooms.models import Room
 
 logger = logging.getLogger("chatsite.ws")
 
 FLOOD_CODES = {"bad_request", "too_large"}
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_BANNED = 4003
-CLOSE_FLOOD = 4008
-CLOSE_SHUTTING_DOWN = 4012
 UNAVAILABLE_RETRY_SECONDS = 1.0
 OVERLOAD_RETRY_SECONDS = 0.5
 
@@ -60,20 +67,22 @@ OVERLOAD_RETRY_SECONDS = 0.5
 class Subscription:
     """One joined room of one socket: what it was last sent, and a buffer while it replays."""
 
-    room: object
+    room: Room
     last_sent: int = 0
-    buffer: list | None = field(default_factory=list)
+    buffer: list[tuple[int | None, Frame]] | None = field(default_factory=list)
     last_typing: float = 0.0
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    """One WebSocket of /ws/chat/, and the hub's `Connection` for it."""
+
     # No layer channel per socket: the hub reads the layer once for the whole process.
     channel_layer_alias = "__hub_only__"
 
     async def dispatch(self, message: dict) -> None:
         # channels closes the sync thread's old database connections before every handler: a hop
         # through the process's single sync thread per frame, and at a mass disconnect the reason
-        # daphne cancelled handlers before they ran. Our ORM work runs on rooms/db.py's pool,
+        # daphne cancelled handlers before they ran. Our ORM work runs on rooms/realtime/db.py pool,
         # which does that hygiene itself.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -87,16 +96,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.closed = True
-        self.hub = None
+        self.hub: Hub = get_hub()
+        self.is_registered = False  # in the hub: disconnect must take it out
         self.daphne_protocol = None
+        self._outbox: deque[str] = deque()  # frames waiting for the ASGI send, in order
+        self._drain_task: asyncio.Task | None = None
         if user is None or not user.is_authenticated:
             reason = self.scope.get("auth_method", "no_credentials")
             metrics.HANDSHAKES_REFUSED.labels(reason=reason).inc()
             log_event(logger, "ws_refused", reason=reason, client=self.scope.get("client"))
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        hub = get_hub()
-        if hub.closing:
+        hub = self.hub
+        if hub.is_closing:
             metrics.HANDSHAKES_REFUSED.labels(reason="shutting_down").inc()
             await self.close(code=CLOSE_SHUTTING_DOWN)
             return
@@ -111,18 +123,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.daphne_protocol = daphne_protocol(self.base_send)
         self.closed = False
-        self.hub = hub
-        hub.add_socket(self)
+        hub.add(self)
+        self.is_registered = True
         metrics.WS_CONNECTIONS.inc()
         log_event(logger, "ws_open", user=self.username, conn=self.conn_id, auth=self.scope.get("auth_method"))
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
-        if self.hub is None:
+        if not self.is_registered:
             return
-        hub, self.hub = self.hub, None
+        self.is_registered = False
         rooms = sorted(subscription.room.slug for subscription in self.subscriptions.values())
-        await hub.remove_socket(self)
+        await self.hub.remove(self)
         metrics.WS_CONNECTIONS.dec()
         log_event(logger, "ws_close", user=self.username, conn=self.conn_id, code=code, rooms=rooms)
 
@@ -184,12 +196,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             subscription = self.subscriptions[room.id] = Subscription(room=room)
             self.room_ids[room.slug] = room.id
             try:
-                feed = await self.hub.subscribe(self, room)
+                await self.hub.subscribe(self, room_id=room.id, slug=room.slug)
             except BaseException:
                 self.subscriptions.pop(room.id, None)
                 self.room_ids.pop(room.slug, None)
                 raise
-            subscription.room = feed.room
         else:
             subscription.buffer = []  # a second join re-answers and replays like the first
         limit = settings.CHAT_REPLAY_LIMIT
@@ -217,7 +228,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if message_id is None or message_id > subscription.last_sent:
                 if message_id is not None:
                     subscription.last_sent = message_id
-                await self.send_shared(frame)
+                self.send_shared(frame)
         subscription.buffer = None
 
     async def on_leave(self, frame: LeaveFrame) -> None:
@@ -249,8 +260,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         payload = message_dict(message)
         if created:
             # Deliver on this process at once; the layer's copy arrives later as a duplicate.
-            await self.hub.accept_local(
-                {"room_id": message.room_id, "message": payload, "prev_id": message.prev_id, "accepted_at": time.time()}
+            self.hub.accept_local(
+                events.MessageCreated(
+                    room_id=message.room_id, message=payload, prev_id=message.prev_id, accepted_at=time.time()
+                )
             )
         else:
             await self.send_frame(message_frame(payload))
@@ -267,7 +280,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: PingFrame) -> None:
         await self.send_frame(pong_frame())
 
-    _handlers = {
+    _handlers: dict[type, Callable[[ChatConsumer, Any], Awaitable[None]]] = {
         JoinFrame: on_join,
         LeaveFrame: on_leave,
         MessageFrame: on_message,
@@ -308,7 +321,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close_with(CLOSE_FLOOD)
 
     async def send_frame(self, frame: dict) -> None:
-        await self._send_text(dumps(frame))
+        text = dumps(frame)
+        if self._drain_task is not None:
+            self._queue_text(text)  # behind the frames already waiting
+        else:
+            await self._send_text(text)
 
     async def _send_text(self, text: str) -> None:
         if self.closed:
@@ -318,15 +335,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:  # the peer is gone; daphne reports the disconnect separately
             self.closed = True
 
-    async def send_shared(self, frame: Frame) -> None:
-        """Send a frame that many sockets get (framed once, written directly under daphne)."""
+    def _queue_text(self, text: str) -> None:
+        self._outbox.append(text)
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._outbox and not self.closed:
+                await self._send_text(self._outbox.popleft())
+        finally:
+            if self.closed:
+                self._outbox.clear()
+            self._drain_task = None
+
+    def send_shared(self, frame: Frame) -> None:
+        """Send a frame that many sockets get: framed once and written directly under daphne,
+        else queued for the ASGI send in order."""
         if self.closed:
             return
-        if self.daphne_protocol is None or not write_frame(self.daphne_protocol, frame):
-            await self._send_text(frame.text)
+        if self._drain_task is None and self.daphne_protocol is not None and write_frame(self.daphne_protocol, frame):
+            return
+        self._queue_text(frame.text)
 
-    async def offer_message(self, room_id: int, message_id: int, frame: Frame) -> None:
-        """From the hub: a message frame of a joined room, sent once and in id order."""
+    # ----- the hub's Connection interface -----------------------------------------------------
+
+    @property
+    def session_key(self) -> str | None:
+        credential = self.scope.get("credential")
+        return getattr(credential, "session_key", None)
+
+    def deliver_message(self, room_id: int, message_id: int, frame: Frame) -> None:
         subscription = self.subscriptions.get(room_id)
         if subscription is None:
             return
@@ -334,21 +373,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             subscription.buffer.append((message_id, frame))
         elif message_id > subscription.last_sent:
             subscription.last_sent = message_id
-            await self.send_shared(frame)
+            self.send_shared(frame)
 
-    async def offer_event(self, room_id: int, frame: Frame) -> None:
-        """From the hub: any other frame of a joined room (edits, deletes, typing, presence)."""
+    def deliver_event(self, room_id: int, frame: Frame) -> None:
         subscription = self.subscriptions.get(room_id)
         if subscription is None:
             return
         if subscription.buffer is not None:
             subscription.buffer.append((None, frame))
         else:
-            await self.send_shared(frame)
+            self.send_shared(frame)
+
+    def deliver_user_frame(self, frame: Frame) -> None:
+        self.send_shared(frame)
 
     async def leave_room(self, room_id: int, *, reason: str | None = None) -> None:
-        subscription = self.subscriptions.get(room_id)
-        if subscription is None:
+        subscription = self.subscriptions.pop(room_id, None)
+        if subscription is None or not self.is_registered:
             return
         self.room_ids.pop(subscription.room.slug, None)
         await self.hub.unsubscribe(self, room_id)

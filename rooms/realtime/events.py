@@ -1,0 +1,288 @@
+"""Every event that crosses the channel layer, declared once, and the only caller of `group_send`.
+
+Each event is a frozen dataclass with a `type` (the layer's dispatch key); `event.to_layer()`
+builds the dict the layer carries and `parse(dict)` turns a received dict back into its class,
+so no module reads layer dicts by string keys. The senders below schedule every broadcast with
+`transaction.on_commit`, so no frame ever announces a row that could still roll back. Group names
+are built from ids, never from user text. The layer is only a hint that something is new: ids,
+replay and `resync` (rooms/realtime/feed.py) make delivery exact.
+
+Two groups exist: one per room (`room_group_name`), which a process's hub is in while it has
+local connections in that room, and `SITE_GROUP`, which every hub is in (per-user events).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from chatsite import metrics
+from chatsite.logs import log_event
+from rooms.protocol import message_dict
+
+logger = logging.getLogger(__name__)
+
+SITE_GROUP = "chat.site"
+
+
+def room_group_name(room_id: int) -> str:
+    return f"chat.room.{room_id}"
+
+
+# ----- the declarations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of the layer events; subclasses set `type` and are registered for `parse`."""
+
+    type: ClassVar[str]
+
+    def to_layer(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class RoomEvent(Event):
+    """An event for the connections joined to one room (sent to `room_group_name(room_id)`)."""
+
+    room_id: int
+
+
+@dataclass(frozen=True)
+class MessageCreated(RoomEvent):
+    """A stored message; `prev_id` is the room's previous message id, assigned under its lock."""
+
+    type: ClassVar[str] = "chat.message"
+    message: dict[str, Any]
+    prev_id: int
+    accepted_at: float | None = None
+
+
+@dataclass(frozen=True)
+class MessageEdited(RoomEvent):
+    type: ClassVar[str] = "chat.message_edited"
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MessageDeleted(RoomEvent):
+    type: ClassVar[str] = "chat.message_deleted"
+    slug: str
+    id: int
+
+
+@dataclass(frozen=True)
+class Typing(RoomEvent):
+    type: ClassVar[str] = "chat.typing"
+    user_id: int
+    username: str
+
+
+@dataclass(frozen=True)
+class Presence(RoomEvent):
+    type: ClassVar[str] = "chat.presence"
+    username: str
+    online: bool
+
+
+@dataclass(frozen=True)
+class RoomBanned(RoomEvent):
+    """The user's connections leave the room with reason `banned`."""
+
+    type: ClassVar[str] = "chat.room_ban"
+    user_id: int
+
+
+@dataclass(frozen=True)
+class RoomRemoved(RoomEvent):
+    """The user left or was removed from the room: their connections leave it (`removed`)."""
+
+    type: ClassVar[str] = "chat.room_removed"
+    user_id: int
+
+
+@dataclass(frozen=True)
+class RoomUpdated(RoomEvent):
+    """The room's settings changed (slow mode); standing caches re-read them."""
+
+    type: ClassVar[str] = "chat.room_updated"
+    slow_mode_seconds: int
+
+
+@dataclass(frozen=True)
+class RoomMuted(RoomEvent):
+    """A mute of the user in the room was set or lifted; standing caches re-read it."""
+
+    type: ClassVar[str] = "chat.room_mute"
+    user_id: int
+
+
+@dataclass(frozen=True)
+class UserFrame(Event):
+    """A frame for every connection of one user on every process (sent to `SITE_GROUP`)."""
+
+    type: ClassVar[str] = "chat.user_frame"
+    user_id: int
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UserClose(Event):
+    """Close the user's connections with `code`: all of them, or those one web session opened."""
+
+    type: ClassVar[str] = "chat.user_close"
+    user_id: int
+    code: int
+    session_key: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        MessageCreated,
+        MessageEdited,
+        MessageDeleted,
+        Typing,
+        Presence,
+        RoomBanned,
+        RoomRemoved,
+        RoomUpdated,
+        RoomMuted,
+        UserFrame,
+        UserClose,
+    )
+}
+
+
+class UnknownEvent(ValueError):
+    """A layer message no declaration matches (another version of the code, or garbage)."""
+
+
+def parse(data: dict[str, Any]) -> Event:
+    """The event a layer dict carries; UnknownEvent if its type or fields do not match."""
+    cls = EVENT_TYPES.get(data.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise UnknownEvent(f"unknown event type {data.get('type')!r}")
+    try:
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls) if field.name in data})
+    except TypeError as error:
+        raise UnknownEvent(f"{cls.type}: {error}") from None
+
+
+# ----- sending -------------------------------------------------------------------------------
+
+
+def _group_for(event: Event) -> str:
+    return room_group_name(event.room_id) if isinstance(event, RoomEvent) else SITE_GROUP
+
+
+def _send(event: Event) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(_group_for(event), event.to_layer())
+    except Exception:  # the layer being down must not fail a committed write; clients resync
+        logger.exception("group_send of %s failed", event.type)
+        return
+    metrics.LAYER_MESSAGES.labels(direction="send").inc()
+
+
+def send_on_commit(event: Event) -> None:
+    """Broadcast `event` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: _send(event))
+
+
+async def send_async(event: Event) -> None:
+    """Broadcast from async code: ephemeral events (typing, presence) and batches already committed."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(_group_for(event), event.to_layer())
+    except Exception:  # a lost hint is repaired by the feed's gap fill and tail check, or the next one
+        logger.warning("group_send of %s failed", event.type, exc_info=True)
+        return
+    metrics.LAYER_MESSAGES.labels(direction="send").inc()
+
+
+def message_created_event(message) -> MessageCreated:
+    return MessageCreated(
+        room_id=message.room_id, message=message_dict(message), prev_id=message.prev_id, accepted_at=time.time()
+    )
+
+
+def message_created(message) -> None:
+    send_on_commit(message_created_event(message))
+
+
+def message_edited(message) -> None:
+    send_on_commit(MessageEdited(room_id=message.room_id, message=message_dict(message)))
+
+
+def message_deleted(message) -> None:
+    send_on_commit(MessageDeleted(room_id=message.room_id, slug=message.room.slug, id=message.id))
+
+
+def room_user_banned(*, room, user_id: int) -> None:
+    """Sockets of that user in the room get `left` with reason `banned`."""
+    send_on_commit(RoomBanned(room_id=room.id, user_id=user_id))
+
+
+def room_user_removed(*, room, user_id: int) -> None:
+    """A member left or was removed from a private room: their sockets leave it."""
+    send_on_commit(RoomRemoved(room_id=room.id, user_id=user_id))
+
+
+def room_user_muted(*, room, user_id: int) -> None:
+    """A mute was set or lifted: cached standings of that user in the room are re-read."""
+    send_on_commit(RoomMuted(room_id=room.id, user_id=user_id))
+
+
+def room_updated(room) -> None:
+    send_on_commit(RoomUpdated(room_id=room.id, slow_mode_seconds=room.slow_mode_seconds))
+
+
+def user_frame(user_id: int, frame: dict[str, Any]) -> None:
+    """Send `frame` (a rooms/protocol.py builder's dict) to every connection of the user, on
+    every process, once the transaction commits."""
+    send_on_commit(UserFrame(user_id=user_id, frame=frame))
+
+
+def user_close(user_id: int, code: int, session_key: str | None = None) -> None:
+    """Close every connection of the user (only those that web session authenticated, with
+    `session_key`) with `code`, on every process, once the transaction commits."""
+    send_on_commit(UserClose(user_id=user_id, code=code, session_key=session_key))
+
+
+def user_site_banned(*, user_id: int) -> None:
+    """Every socket of the user, on every process, closes with 4003."""
+    from rooms.protocol import CLOSE_BANNED
+
+    user_close(user_id, CLOSE_BANNED)
+
+
+def user_credentials_ended(*, user_id: int, session_key: str | None = None) -> None:
+    """A user's credentials ended: with `session_key`, the connections that web session
+    authenticated (logout); without, all of the user's (password change, deactivation). They
+    must close with 4001 within one second on every process (CONTRACT §7).
+
+    CONNECTION POINT, NOT WIRED YET: `user_close(user_id, CLOSE_UNAUTHENTICATED, session_key)` is
+    the mechanism (it exists); wiring it here, with its tests, is the connection-closing work of
+    issue 12. Until then open sockets stay open until they reconnect; what already holds is that
+    every new handshake, REST call, refresh and ticket with the ended credential is refused.
+    Called by accounts/services.py (password_change, password_set, user_deactivate, session_logout).
+    """
+    scope = "session" if session_key else "all"
+    # The session key itself is a credential: it is never logged.
+    transaction.on_commit(
+        lambda: log_event(logger, "credentials_ended", user_id=user_id, scope=scope, connections_closed="not wired")
+    )

@@ -1,0 +1,390 @@
+"""The process's hub: connection lifecycle and layer-event dispatch, one per event loop.
+
+The hub reads one channel-layer channel for the whole process; for every room that has local
+connections it is in that room's group (one subscription per room per process, not per socket),
+and it is in `events.SITE_GROUP` for per-user events. Each room's ordering and gap filling is
+its `RoomFeed` (rooms/realtime/feed.py); each event type has one small handler here. Connections
+are anything that implements rooms/realtime/connection.py: the hub never reaches into them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chatsite import metrics
+from rooms.presence import make_presence
+from rooms.protocol import (
+    CLOSE_SHUTTING_DOWN,
+    dumps,
+    message_deleted_frame,
+    message_dict,
+    message_edited_frame,
+    presence_frame,
+    typing_frame,
+)
+from rooms.realtime import events
+from rooms.realtime.connection import Connection
+from rooms.realtime.db import run_in_db_thread
+from rooms.realtime.feed import FeedMessage, RoomFeed
+from rooms.realtime.writer import Frame
+
+logger = logging.getLogger(__name__)
+
+TAIL_CHECK_SECONDS = 2.0
+GROUP_REFRESH_SECONDS = 600
+
+
+@run_in_db_thread
+def _room_last_ids(room_ids: list[int]) -> dict[int, int]:
+    from rooms.models import Room
+
+    return {
+        room_id: last_id or 0
+        for room_id, last_id in Room.objects.filter(id__in=room_ids).values_list("id", "last_message_id")
+    }
+
+
+@run_in_db_thread
+def _messages_after(room_id: int, after: int, limit: int) -> list[FeedMessage]:
+    from rooms.selectors import messages_after
+
+    return [
+        FeedMessage(id=row.id, prev_id=row.prev_id or 0, payload=None if row.deleted is not None else message_dict(row))
+        for row in messages_after(room_id=room_id, after=after, limit=limit)
+    ]
+
+
+def feed_message(event: events.MessageCreated) -> FeedMessage:
+    return FeedMessage(
+        id=event.message["id"], prev_id=event.prev_id or 0, payload=event.message, accepted_at=event.accepted_at
+    )
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.feeds: dict[int, RoomFeed] = {}
+        self.connections: set[Connection] = set()
+        self.connections_by_user: dict[int, set[Connection]] = defaultdict(set)
+        self._rooms_of: dict[Connection, set[int]] = {}  # the hub's own record of who is where
+        self.presence = make_presence()
+        self.is_closing = False
+        self.posts_in_flight = 0  # message posts waiting for or in the database (backpressure)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_lock = asyncio.Lock()
+        self._room_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: list[asyncio.Task] = []
+        self._join_numbers = itertools.count(1)
+        self._presence_leaves: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+
+    # ----- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.channel is not None:
+            return
+        async with self._start_lock:
+            if self.channel is not None:
+                return
+            channel = await self.layer.new_channel("chat.hub.")
+            await self.layer.group_add(events.SITE_GROUP, channel)
+            self.channel = channel
+            self._tasks = [
+                asyncio.create_task(self._read_loop(), name="hub-reader"),
+                asyncio.create_task(self._tail_loop(), name="hub-tail"),
+                asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"),
+                asyncio.create_task(self._presence_leave_loop(), name="hub-presence-leaves"),
+            ]
+
+    async def shutdown(self, *, code: int = CLOSE_SHUTTING_DOWN, timeout: float = 3.0) -> None:
+        """Close every connection with `code` (clients reconnect elsewhere and resume), then stop."""
+        self.is_closing = True
+        for connection in list(self.connections):
+            await connection.close_with(code)
+        deadline = time.monotonic() + timeout
+        while (self.connections or not self._presence_leaves.empty()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+
+    # ----- connections ----------------------------------------------------------------------------
+
+    def add(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        self.connections_by_user[connection.user_id].add(connection)
+        self._rooms_of[connection] = set()
+
+    async def remove(self, connection: Connection) -> None:
+        """Forget a closed connection. Everything but the Redis group bookkeeping happens before the
+        first await, so a handler cancelled by daphne still leaves no trace in feeds or presence."""
+        self.connections.discard(connection)
+        user_connections = self.connections_by_user.get(connection.user_id)
+        if user_connections is not None:
+            user_connections.discard(connection)
+            if not user_connections:
+                del self.connections_by_user[connection.user_id]
+        room_ids = self._rooms_of.pop(connection, set())
+        emptied = [room_id for room_id in room_ids if self._detach(connection, room_id)]
+        for room_id in emptied:
+            await self._discard_empty_feed(room_id)
+
+    async def subscribe(self, connection: Connection, *, room_id: int, slug: str) -> None:
+        """Register the connection in the room's feed, subscribing this process if needed.
+
+        The connection must already buffer the room's frames (it replays before it goes live).
+        On any failure nothing is left behind: not the feed entry, not the presence entry."""
+        async with self._room_locks[room_id]:
+            feed = self.feeds.get(room_id)
+            if feed is None:
+                feed = self.feeds[room_id] = RoomFeed(room_id=room_id, slug=slug, load_after=_messages_after)
+                try:
+                    await self.layer.group_add(events.room_group_name(room_id), self.channel)
+                    # Read after subscribing: anything committed later reaches us through the layer.
+                    last_id = (await _room_last_ids([room_id])).get(room_id, 0)
+                except BaseException:
+                    del self.feeds[room_id]
+                    feed.close()
+                    raise
+                feed.start(last_id)
+            if connection not in feed.connections:
+                feed.connections[connection] = f"{connection.conn_id}.{next(self._join_numbers)}"
+                self._rooms_of.setdefault(connection, set()).add(room_id)
+                metrics.ROOMS_JOINED.inc()
+            entry = feed.connections[connection]
+        try:
+            presence_changed = await self.presence.join(room_id=room_id, username=connection.username, conn=entry)
+        except BaseException:
+            await self.unsubscribe(connection, room_id)
+            raise
+        if presence_changed:
+            await self.publish_presence(room_id=room_id, username=connection.username, online=True)
+
+    async def unsubscribe(self, connection: Connection, room_id: int) -> None:
+        self._rooms_of.get(connection, set()).discard(room_id)
+        if self._detach(connection, room_id):
+            await self._discard_empty_feed(room_id)
+
+    def _detach(self, connection: Connection, room_id: int) -> bool:
+        """Take the connection out of the room's feed at once; True if the feed is now empty."""
+        feed = self.feeds.get(room_id)
+        if feed is None or connection not in feed.connections:
+            return False
+        entry = feed.connections.pop(connection)
+        metrics.ROOMS_JOINED.dec()
+        # Presence is forgotten in batches by one task: a mass disconnect costs a few pipelined
+        # round trips, and a consumer's disconnect never waits on Redis.
+        self._presence_leaves.put_nowait((room_id, connection.username, entry))
+        return not feed.connections
+
+    async def _discard_empty_feed(self, room_id: int) -> None:
+        async with self._room_locks[room_id]:
+            feed = self.feeds.get(room_id)
+            if feed is not None and not feed.connections:
+                del self.feeds[room_id]
+                feed.close()
+                try:
+                    await self.layer.group_discard(events.room_group_name(room_id), self.channel)
+                except Exception:
+                    logger.warning("group_discard failed for room %s", room_id, exc_info=True)
+
+    async def online(self, room_id: int) -> list[str]:
+        return await self.presence.online(room_id=room_id)
+
+    # ----- publishing ephemeral events ------------------------------------------------------
+
+    async def publish_presence(self, *, room_id: int, username: str, online: bool) -> None:
+        await events.send_async(events.Presence(room_id=room_id, username=username, online=online))
+
+    async def publish_typing(self, *, room_id: int, user_id: int, username: str) -> None:
+        await events.send_async(events.Typing(room_id=room_id, user_id=user_id, username=username))
+
+    def accept_local(self, event: events.MessageCreated) -> None:
+        """A message accepted by this process: deliver now, the layer's copy will be a duplicate."""
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.offer(feed_message(event))
+
+    # ----- inbound layer events ---------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                data = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("channel layer receive failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            metrics.LAYER_MESSAGES.labels(direction="receive").inc()
+            await self.dispatch(data)
+
+    async def dispatch(self, data: dict[str, Any]) -> None:
+        """Handle one layer message; a bad or failing one is logged, never fatal."""
+        try:
+            event = events.parse(data)
+        except events.UnknownEvent:
+            logger.warning("hub got an event it cannot read: %r", data.get("type"), exc_info=True)
+            return
+        handler = self._handlers[type(event)]
+        try:
+            await handler(self, event)
+        except Exception:
+            logger.exception("hub failed to handle %s", event.type)
+
+    async def _on_message(self, event: events.MessageCreated) -> None:
+        self.accept_local(event)
+
+    async def _on_message_edited(self, event: events.MessageEdited) -> None:
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.broadcast(message_edited_frame(event.message))
+
+    async def _on_message_deleted(self, event: events.MessageDeleted) -> None:
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.broadcast(message_deleted_frame(room=event.slug, message_id=event.id))
+
+    async def _on_typing(self, event: events.Typing) -> None:
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.broadcast(typing_frame(room=feed.slug, user=event.username), skip_user=event.user_id)
+
+    async def _on_presence(self, event: events.Presence) -> None:
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.broadcast(presence_frame(room=feed.slug, user=event.username, online=event.online))
+
+    async def _kick(self, room_id: int, user_id: int, reason: str) -> None:
+        feed = self.feeds.get(room_id)
+        if feed is None:
+            return
+        for connection in [c for c in feed.connections if c.user_id == user_id]:
+            await connection.leave_room(room_id, reason=reason)
+
+    async def _on_room_banned(self, event: events.RoomBanned) -> None:
+        await self._kick(event.room_id, event.user_id, "banned")
+
+    async def _on_room_removed(self, event: events.RoomRemoved) -> None:
+        await self._kick(event.room_id, event.user_id, "removed")
+
+    async def _on_room_updated(self, event: events.RoomUpdated) -> None:
+        return None  # the service reads the room's settings itself; standing caches come later
+
+    async def _on_room_muted(self, event: events.RoomMuted) -> None:
+        return None  # every post re-checks the mute in the database
+
+    async def _on_user_frame(self, event: events.UserFrame) -> None:
+        connections = self.connections_by_user.get(event.user_id)
+        if connections:
+            shared = Frame(dumps(event.frame))
+            for connection in list(connections):
+                connection.deliver_user_frame(shared)
+
+    async def _on_user_close(self, event: events.UserClose) -> None:
+        for connection in list(self.connections_by_user.get(event.user_id, ())):
+            if event.session_key is None or connection.session_key == event.session_key:
+                await connection.close_with(event.code)
+
+    _handlers: dict[type[events.Event], Callable[[Hub, Any], Awaitable[None]]] = {
+        events.MessageCreated: _on_message,
+        events.MessageEdited: _on_message_edited,
+        events.MessageDeleted: _on_message_deleted,
+        events.Typing: _on_typing,
+        events.Presence: _on_presence,
+        events.RoomBanned: _on_room_banned,
+        events.RoomRemoved: _on_room_removed,
+        events.RoomUpdated: _on_room_updated,
+        events.RoomMuted: _on_room_muted,
+        events.UserFrame: _on_user_frame,
+        events.UserClose: _on_user_close,
+    }
+
+    # ----- periodic work ----------------------------------------------------------------------
+
+    async def _tail_loop(self) -> None:
+        """Catch a dropped *last* message: the database says there is more than we delivered."""
+        while True:
+            await asyncio.sleep(TAIL_CHECK_SECONDS)
+            try:
+                await self.tail_check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("tail check failed", exc_info=True)
+
+    async def tail_check(self) -> None:
+        """One query for every feed's room; each feed decides whether it has a gap to fill."""
+        feeds = {room_id: feed for room_id, feed in self.feeds.items() if feed.is_ready}
+        if not feeds:
+            return
+        for room_id, last_id in (await _room_last_ids(list(feeds))).items():
+            feeds[room_id].tail_check(last_id)
+
+    async def _presence_leave_loop(self) -> None:
+        while True:
+            batch = [await self._presence_leaves.get()]
+            while not self._presence_leaves.empty() and len(batch) < 1000:
+                batch.append(self._presence_leaves.get_nowait())
+            try:
+                went_offline = await self.presence.leave_many(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away: the entries expire and `reap` announces them later
+                logger.warning("presence leave of %d sockets failed", len(batch), exc_info=True)
+                continue
+            for (room_id, username, _entry), offline in zip(batch, went_offline, strict=False):
+                if offline:
+                    await self.publish_presence(room_id=room_id, username=username, online=False)
+
+    async def _heartbeat_loop(self) -> None:
+        """Keep this process's presence alive, announce crashed processes' users, refresh groups."""
+        last_group_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.CHAT_HEARTBEAT_SECONDS)
+            try:
+                entries = [
+                    (room_id, connection.username, entry)
+                    for room_id, feed in self.feeds.items()
+                    for connection, entry in list(feed.connections.items())
+                ]
+                await self.presence.refresh(entries)
+                for room_id in list(self.feeds):
+                    for username in await self.presence.reap(room_id=room_id):
+                        await self.publish_presence(room_id=room_id, username=username, online=False)
+                if time.monotonic() - last_group_refresh > GROUP_REFRESH_SECONDS:
+                    last_group_refresh = time.monotonic()
+                    await self.layer.group_add(events.SITE_GROUP, self.channel)
+                    for room_id in list(self.feeds):
+                        await self.layer.group_add(events.room_group_name(room_id), self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("hub heartbeat failed", exc_info=True)
+
+
+_hubs: dict[int, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per process under daphne; one per test loop)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(id(loop))
+    if hub is None or hub._loop is not loop:
+        hub = Hub()
+        hub._loop = loop
+        _hubs[id(loop)] = hub
+    return hub
+
+
+def running_hubs() -> list[Hub]:
+    return list(_hubs.values())
