@@ -148,7 +148,7 @@ def _close_worker_thread_connections():
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
-    from rooms import db
+    from rooms.realtime import db
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
     if db._executor.cache_info().currsize:

@@ -89,10 +89,10 @@ def test_restrictions_expire(owner, member, room_factory):
     soon = timezone.now() + timedelta(minutes=1)
     services.room_ban(actor=owner, room=room, username=member.username, until=soon)
     services.room_mute(actor=owner, room=room, username=member.username, until=soon)
-    assert selectors.post_access(user_id=member.id, room_id=room.id, client_id=None) == (True, True, True, None)
+    assert selectors.post_access(user_id=member.id, room_id=room.id, client_id=None) == (True, True, True, None, 0)
     assert selectors.user_is_room_muted(user_id=member.id, room_id=room.id)
     RoomBan.objects.update(until=timezone.now() - timedelta(seconds=1))
-    assert selectors.post_access(user_id=member.id, room_id=room.id, client_id=None) == (True, False, True, None)
+    assert selectors.post_access(user_id=member.id, room_id=room.id, client_id=None) == (True, False, True, None, 0)
     assert not selectors.user_is_room_banned(user_id=member.id, room_id=room.id)
 
 
@@ -183,4 +183,4 @@ def test_post_access_of_a_non_member(owner, user_factory, room_factory):
     """A user outside the room is reported as not a member, with no restrictions."""
     room = room_factory("r", owner=owner)
     outsider = user_factory()
-    assert selectors.post_access(user_id=outsider.id, room_id=room.id, client_id=None) == (False, False, False, None)
+    assert selectors.post_access(user_id=outsider.id, room_id=room.id, client_id=None) == (False, False, False, None, 0)
