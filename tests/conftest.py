@@ -1,4 +1,8 @@
-"""Shared fixtures: factories for users and rooms, service markers, a clean Redis test database."""
+"""Shared fixtures: factories for users and rooms, the usual cast (alice, bob, owner, moderator,
+superuser, lobby), a movable clock, service markers, a clean Redis test database.
+
+A module that needs a differently built user or room asks the factories; it does not redefine
+these names."""
 
 from __future__ import annotations
 
@@ -119,6 +123,74 @@ def room_factory(db, user_factory):
         return room
 
     return make
+
+
+@pytest.fixture
+def alice(user_factory):
+    return user_factory("alice")
+
+
+@pytest.fixture
+def bob(user_factory):
+    return user_factory("bob")
+
+
+@pytest.fixture
+def owner(user_factory):
+    return user_factory("owner")
+
+
+@pytest.fixture
+def moderator(moderator_factory):
+    return moderator_factory("mod")
+
+
+@pytest.fixture
+def superuser(user_factory):
+    return user_factory("root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def lobby(room_factory, alice, bob):
+    """The public room `lobby`, with alice and bob as members."""
+    return room_factory("lobby", name="Lobby", members=[alice, bob])
+
+
+class Clock:
+    """A clock frozen at the start of the test that moves only when told: `advance(seconds)`."""
+
+    def __init__(self) -> None:
+        import time
+
+        from django.utils import timezone
+
+        self.start = timezone.now()
+        self.epoch = time.time()
+        self.elapsed = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += seconds
+
+    def time(self) -> float:
+        return self.epoch + self.elapsed
+
+    def now(self):
+        from datetime import timedelta
+
+        return self.start + timedelta(seconds=self.elapsed)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """Freeze `chatsite.clock.now` and `django.utils.timezone.now`; `clock.advance(s)` moves both."""
+    from django.utils import timezone
+
+    from chatsite import clock as chat_clock
+
+    fake = Clock()
+    monkeypatch.setattr(chat_clock, "now", fake.time)
+    monkeypatch.setattr(timezone, "now", fake.now)
+    return fake
 
 
 @pytest.fixture

@@ -26,11 +26,6 @@ def me(token: str) -> int:
 
 
 @pytest.fixture
-def superuser(user_factory):
-    return user_factory("root", is_superuser=True, is_staff=True)
-
-
-@pytest.fixture
 def root_client(superuser):
     client = Client()
     client.force_login(superuser)

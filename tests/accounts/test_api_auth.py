@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -438,13 +436,16 @@ def test_ws_tickets_are_distinct(user_factory):
     )
 
 
-@override_settings(CHAT_TICKET_TTL_SECONDS=1)
-def test_ws_ticket_expires(user_factory):
-    """A ticket past its lifetime is refused."""
-    response = bearer(user_factory()).post("/api/v1/auth/ws-ticket/")
-    assert response.json()["expires_in"] == 1
-    time.sleep(1.3)
-    assert ticket_redeem(response.json()["ticket"]) is None
+@override_settings(CHAT_TICKET_TTL_SECONDS=30)
+def test_ws_ticket_expires(user_factory, clock):
+    """A ticket redeems until its lifetime is over, and is refused from then on."""
+    client = bearer(user_factory())
+    early, late = (client.post("/api/v1/auth/ws-ticket/").json() for _ in range(2))
+    assert early["expires_in"] == 30
+    clock.advance(29.9)
+    assert ticket_redeem(early["ticket"]) is not None
+    clock.advance(0.1)
+    assert ticket_redeem(late["ticket"]) is None
 
 
 @pytest.mark.redis

@@ -15,16 +15,6 @@ def changelist(model: str) -> str:
     return reverse(f"admin:{app}_{model}_changelist")
 
 
-@pytest.fixture
-def moderator(moderator_factory):
-    return moderator_factory("mod")
-
-
-@pytest.fixture
-def superuser(user_factory):
-    return user_factory("root", is_staff=True, is_superuser=True)
-
-
 def test_moderator_sees_the_chat_models_on_the_admin_index(client, moderator):
     """A moderator's admin index lists rooms, messages, reports, users and the audit log."""
     client.force_login(moderator)

@@ -12,30 +12,8 @@ from django.utils import timezone
 from rooms.models import AuditLog, Message, Report, RoomBan, SiteBan
 from rooms.services import message_post, message_report
 
-pytestmark = pytest.mark.postgres
-
 MESSAGES = reverse("admin:rooms_message_changelist")
 REPORTS = reverse("admin:rooms_report_changelist")
-
-
-@pytest.fixture
-def moderator(moderator_factory):
-    return moderator_factory("mod")
-
-
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def bob(user_factory):
-    return user_factory("bob")
-
-
-@pytest.fixture
-def lobby(room_factory, alice, bob):
-    return room_factory("lobby", members=[alice, bob])
 
 
 @pytest.fixture

@@ -12,23 +12,6 @@ from django.utils import timezone
 from rooms.models import AuditLog, RoomBan, RoomMute, SiteBan
 from rooms.services import room_ban, room_mute, site_ban
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def moderator(moderator_factory):
-    return moderator_factory("mod")
-
-
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def lobby(room_factory, alice):
-    return room_factory("lobby", members=[alice])
-
 
 @pytest.fixture
 def mod_client(client, moderator):

@@ -22,11 +22,6 @@ def bearer(user) -> APIClient:
 
 
 @pytest.fixture
-def owner(user_factory):
-    return user_factory("owner")
-
-
-@pytest.fixture
 def target(user_factory):
     return user_factory("target")
 

@@ -19,27 +19,10 @@ from rooms.models import RoomBan, SiteBan
 from rooms.selectors import user_is_room_banned, user_is_room_muted, user_is_site_banned
 from rooms.services import message_post, room_ban, room_join, room_mute, site_ban
 
-pytestmark = pytest.mark.postgres
-
 
 def clock_at(moment):
     """Move Django's clock (timezone.now) to `moment` for the duration of the block."""
     return mock.patch("django.utils.timezone.now", return_value=moment)
-
-
-@pytest.fixture
-def moderator(moderator_factory):
-    return moderator_factory("mod")
-
-
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def lobby(room_factory, alice):
-    return room_factory("lobby", members=[alice])
 
 
 def test_room_ban_ends_at_its_until(moderator, alice, lobby):

@@ -21,11 +21,6 @@ IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"
 
 
 @pytest.fixture
-def owner(user_factory):
-    return user_factory("owner")
-
-
-@pytest.fixture
 def member(user_factory):
     return user_factory("member")
 

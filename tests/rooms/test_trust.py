@@ -21,28 +21,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(user_factory):
-    return user_factory("owner")
-
-
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def bob(user_factory):
-    return user_factory("bob")
-
-
-@pytest.fixture
 def room(room_factory, owner, alice, bob):
     return room_factory("trust", owner=owner, members=[alice, bob])
-
-
-@pytest.fixture
-def moderator(moderator_factory):
-    return moderator_factory("mod")
 
 
 @pytest.fixture

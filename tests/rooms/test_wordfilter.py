@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def moderator(moderator_factory):
-    return moderator_factory("filtermod")
-
-
-@pytest.fixture
 def author(user_factory):
     return user_factory("writer")
 

@@ -209,16 +209,6 @@ def lobby(room_factory):
     return room_factory("lobby", name="Lobby", topic="Say hello!")
 
 
-@pytest.fixture
-def alice(user_factory):
-    return user_factory("alice")
-
-
-@pytest.fixture
-def bob(user_factory):
-    return user_factory("bob")
-
-
 def send(page, text: str) -> None:
     """Type into the composer and press Enter, as a person would."""
     page.fill("#composer-input", text)

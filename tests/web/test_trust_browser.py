@@ -3,8 +3,6 @@ reports, and the admin and API docs working under the strict Content-Security-Po
 
 from __future__ import annotations
 
-import pytest
-
 from tests.web.conftest import browser_marks, send, wait_for_message, wait_until, watch
 
 pytestmark = browser_marks
@@ -99,8 +97,3 @@ def test_admin_and_api_docs_work_under_the_strict_csp(daphne_factory, browser_co
     page.goto(f"{server.http_url}/admin/rooms/filterterm/add/")
     page.locator(".select2-container").first.wait_for()
     assert violations == [] and seen.problems() == [], (violations, seen.problems())
-
-
-@pytest.fixture
-def lobby(room_factory, alice, bob):
-    return room_factory("lobby", name="Lobby", members=[alice, bob])
