@@ -9,29 +9,38 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-def per_loop(factory: Callable[[], T]) -> Callable[[], T]:
-    """Wrap `factory` so each running event loop gets, and keeps, its own result.
+class PerLoop(Generic[T]):
+    """`factory()` once per running event loop: call it for the running loop's instance.
 
-    Call the wrapper only from a coroutine (it needs `asyncio.get_running_loop()`). Entries of
-    closed loops are dropped when a new loop asks, so a long test run does not accumulate them.
+    Call only from a coroutine (it needs `asyncio.get_running_loop()`). Entries of closed loops
+    are dropped when a new loop asks, so a long test run does not accumulate them.
     """
-    instances: dict[int, tuple[asyncio.AbstractEventLoop, T]] = {}
 
-    @functools.wraps(factory)
-    def get() -> T:
+    def __init__(self, factory: Callable[[], T]) -> None:
+        functools.update_wrapper(self, factory)
+        self._factory = factory
+        self._instances: dict[int, tuple[asyncio.AbstractEventLoop, T]] = {}
+
+    def __call__(self) -> T:
         loop = asyncio.get_running_loop()
-        entry = instances.get(id(loop))
+        entry = self._instances.get(id(loop))
         if entry is None or entry[0] is not loop:
-            for key, (other, _) in list(instances.items()):
+            for key, (other, _) in list(self._instances.items()):
                 if other.is_closed():
-                    del instances[key]
-            entry = instances[id(loop)] = (loop, factory())
+                    del self._instances[key]
+            entry = self._instances[id(loop)] = (loop, self._factory())
         return entry[1]
 
-    get.instances = instances  # type: ignore[attr-defined]  # for tests and for resetting
-    return get
+    def all(self) -> list[T]:
+        """Every instance made so far whose loop is not closed (e.g. for shutting them down)."""
+        return [instance for loop, instance in self._instances.values() if not loop.is_closed()]
+
+
+def per_loop(factory: Callable[[], T]) -> PerLoop[T]:
+    """Decorator: `factory` becomes a per-event-loop singleton (see PerLoop)."""
+    return PerLoop(factory)

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     from rooms.realtime.hub import running_hubs
 
     _install_header_deadline(reactor)
+    server: Server  # named before it exists: ready_callable below refers to it
     server = Server(
         application=application,
         # Twisted's default listen backlog of 50 overflows when thousands of clients reconnect at once.
@@ -141,12 +142,12 @@ def main(argv: list[str] | None = None) -> None:
         except Exception:
             logger.warning("graceful shutdown did not finish cleanly", exc_info=True)
         await asyncio.sleep(0.3)  # let the close frames reach the wire
-        reactor.stop()
+        reactor.stop()  # type: ignore[misc]  # twisted's global reactor is typed as its base module
 
     def on_signal(signum, frame) -> None:
         nonlocal shutting_down
         if shutting_down:
-            reactor.callFromThread(reactor.stop)
+            reactor.callFromThread(reactor.stop)  # type: ignore[misc]  # as above
             return
         shutting_down = True
         logger.info("signal %s: closing sockets with 4012 and stopping", signum)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import cast
 
 from django.conf import settings
 
@@ -108,7 +109,8 @@ class RedisPresence:
 
     async def online(self, *, room_id: int) -> list[str]:
         names = await get_async_redis().zrangebyscore(_users_key(room_id), time.time(), "+inf")
-        return sorted(name.decode() for name in names)
+        # Without scores redis-py answers a flat list of bytes members (its stubs cover every form).
+        return sorted(name.decode() for name in cast(list[bytes], names))
 
     async def refresh(self, entries: list[tuple[int, str, str]]) -> None:
         """Extend the expiry of this process's (room_id, username, conn) sockets."""

@@ -21,6 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatsite import metrics
+from chatsite.loops import per_loop
 from rooms.presence import make_presence
 from rooms.protocol import (
     CLOSE_SHUTTING_DOWN,
@@ -80,7 +81,6 @@ class Hub:
         self.presence = make_presence()
         self.is_closing = False
         self.posts_in_flight = 0  # message posts waiting for or in the database (backpressure)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._start_lock = asyncio.Lock()
         self._room_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task] = []
@@ -372,19 +372,11 @@ class Hub:
                 logger.warning("hub heartbeat failed", exc_info=True)
 
 
-_hubs: dict[int, Hub] = {}
-
-
+@per_loop
 def get_hub() -> Hub:
     """The hub of the running event loop (one per process under daphne; one per test loop)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(id(loop))
-    if hub is None or hub._loop is not loop:
-        hub = Hub()
-        hub._loop = loop
-        _hubs[id(loop)] = hub
-    return hub
+    return Hub()
 
 
 def running_hubs() -> list[Hub]:
-    return list(_hubs.values())
+    return get_hub.all()
