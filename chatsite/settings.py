@@ -259,7 +259,8 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "chatsite API",
-    "DESCRIPTION": "REST API of chatsite (CONTRACT §2). The WebSocket protocol is in docs/protocol.md.",
+    "DESCRIPTION": "REST API of chatsite (CONTRACT §2). The WebSocket protocol (/ws/chat/) is CONTRACT §3; "
+    "docs/realtime.md describes how it is served, docs/api.md this API.",
     "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's files come from this app (drf-spectacular-sidecar), not a CDN, so the docs page

@@ -130,7 +130,7 @@ def test_socket_open_and_close_log_one_json_line_each(daphne_factory, user_facto
     deadline = time.monotonic() + 5
     while len(events()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    opened = [e for e in events() if e.get("event") in ("ws_open", "ws.open")]
-    closed = [e for e in events() if e.get("event") in ("ws_close", "ws.close")]
+    opened = [e for e in events() if e.get("event") == "ws_open"]
+    closed = [e for e in events() if e.get("event") == "ws_close"]
     assert len(opened) == 1 and len(closed) == 1, server.log()[-2000:]
     assert closed[0]["level"] == "INFO" and "code" in closed[0]

@@ -68,23 +68,29 @@ async def test_resume_while_another_client_sends_has_no_gap_and_no_duplicate(wor
     alice = await connect(first_server, token=world.tokens["alice"])
     await join(alice, "lobby")
     sent_ids: list[int] = []
+    acked = asyncio.Condition()
 
     async def sender():
+        # Paced by acknowledgements (at most 4 in flight), so the sends span bob's resume.
         for number in range(40):
+            async with acked:
+                await acked.wait_for(lambda n=number: len(sent_ids) >= n - 4)
             await send(alice, {"type": "message", "room": "lobby", "body": f"s{number}", "client_id": f"s{number}"})
-            await asyncio.sleep(0.01)
 
     async def collect_sent():
         while len(sent_ids) < 40:
             frame = await recv(alice, timeout=10)
             if frame["type"] == "message" and frame["message"]["author"]["username"] == "alice":
-                sent_ids.append(frame["message"]["id"])
+                async with acked:
+                    sent_ids.append(frame["message"]["id"])
+                    acked.notify_all()
             elif frame["type"] == "error":
                 raise AssertionError(frame)
 
     first, _ = await sync_to_async(services.message_post)(user=world.bob, room=world.room, body="before")
     sending = asyncio.gather(sender(), collect_sent())
-    await asyncio.sleep(0.1)
+    async with acked:  # bob resumes once alice is well into sending
+        await asyncio.wait_for(acked.wait_for(lambda: len(sent_ids) >= 5), timeout=10)
     bob = await connect(second_server, token=world.tokens["bob"])
     await send(bob, {"type": "join", "room": "lobby", "after": first.id})
     await sending
@@ -114,8 +120,9 @@ async def chat_until_killed(world, servers, kill, *, messages_before=30, message
     bob_ids: list[int] = []
     for number in range(messages_before):
         await send(alice, {"type": "message", "room": "lobby", "body": f"a{number}", "client_id": f"a{number}"})
-    # Kill while frames are in flight.
-    await asyncio.sleep(0.05)
+    # Kill while frames are in flight: once bob has the first, before he has them all.
+    first = await recv_until(bob, lambda f: f["type"] == "message")
+    bob_ids.append(first["message"]["id"])
     close_codes = await kill()
     for ws in (alice, bob):
         try:

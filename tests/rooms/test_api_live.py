@@ -189,7 +189,9 @@ async def test_bad_input_over_http_is_json_4xx(live):
     )
     status, body = await api_async(server, "GET", "rooms/live/messages/?limit=101", tokens["bob"])
     assert status == 400 and body["code"] == "bad_request"
-    status, body = await api_async(server, "GET", "messages/99999999999999999999/", tokens["bob"])
-    assert status in (404, 405)
+    status, body = await api_async(server, "DELETE", "messages/99999999999999999999/", tokens["bob"])
+    assert (status, body["code"]) == (404, "not_found")  # past bigint: no such message, no database error
+    status, body = await api_async(server, "GET", "messages/1/", tokens["bob"])
+    assert (status, body["code"]) == (405, "method_not_allowed")  # a message is read through its room
     status, body = await api_async(server, "GET", "rooms/", None)
     assert (status, body["code"]) == (401, "not_authenticated")

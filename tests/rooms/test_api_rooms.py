@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from chatsite.api.views import MAX_REQUEST_BYTES
 from rooms import services
 from rooms.models import AuditLog, Membership, Room
 
@@ -193,9 +196,12 @@ def test_create_anonymous_401():
     ],
 )
 def test_create_bad_bodies(user_factory, body):
-    """Bad bodies answer 400 and create nothing."""
+    """Bad bodies answer 400 (413 past the 64 KiB request cap) and create nothing."""
     response = bearer(user_factory()).post("/api/v1/rooms/", body, format="json")
-    assert response.status_code in (400, 413)
+    oversized = len(json.dumps(body)) > MAX_REQUEST_BYTES
+    assert (response.status_code, response.json()["code"]) == (
+        (413, "too_large") if oversized else (400, "bad_request")
+    )
     assert not Room.objects.exists()
 
 

@@ -7,6 +7,7 @@ without it they go to a temporary directory, so a normal test run changes no tra
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 from tests.web.conftest import browser_marks, in_thread, message_items, wait_until
@@ -81,5 +82,22 @@ def test_screenshots_of_room_list_and_chat_page(
         page.goto(f"{server.http_url}/")
         page.screenshot(path=str(out / name), full_page=True)
 
-    for name in ("chat-desktop.png", "chat-desktop-dark.png", "chat-360.png", "rooms-desktop.png", "rooms-360.png"):
-        assert (out / name).stat().st_size > 10_000, name
+    # Each is a PNG of the viewport's size in device pixels (the room lists: full-page, so at least
+    # the viewport), and dark mode really changed the page.
+    for name, (width, min_height) in {
+        "chat-desktop.png": (1280, 760),
+        "chat-desktop-dark.png": (1280, 760),
+        "chat-360.png": (720, 1480),
+        "rooms-desktop.png": (1280, 760),
+        "rooms-360.png": (720, 1480),
+    }.items():
+        size = png_size(out / name)
+        assert size[0] == width and size[1] >= min_height, (name, size)
+    assert (out / "chat-desktop.png").read_bytes() != (out / "chat-desktop-dark.png").read_bytes()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk; fails for anything that is not a PNG."""
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path.name} is not a PNG"
+    return struct.unpack(">II", data[16:24])
