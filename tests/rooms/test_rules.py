@@ -6,7 +6,9 @@ CHAT_MAX_BODY_CHARS; the moderator test is `User.is_moderator`; a restriction's 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django import forms
@@ -136,3 +138,28 @@ def test_admin_registrations_pass_django_checks():
     from django.core import checks
 
     assert checks.run_checks(tags=[checks.Tags.admin]) == []
+
+
+# Where each rule may be written: a second spelling anywhere else fails here, with the place to use.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+RULE_SPELLINGS = [
+    (re.compile(r"until IS NULL|until__isnull|until__gt"), {"rooms/models.py"}, "RestrictionQuerySet.active()"),
+    (re.compile(r"\b4000\b|\b4_000\b"), {"chatsite/settings.py"}, "settings.CHAT_MAX_BODY_CHARS"),
+    (re.compile(r"Response\(\s*\{\s*[\"']code[\"']"), set(), "chatsite.api.errors.error_response"),
+    (re.compile(r"groups\.filter\(name="), set(), "User.is_moderator"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "home", "use"), RULE_SPELLINGS, ids=lambda value: getattr(value, "pattern", ""))
+def test_each_rule_is_spelled_in_one_place(pattern, home, use):
+    """The ban/mute test, the body limit, the error JSON and the moderator test are written once."""
+    elsewhere = []
+    for app in ("accounts", "rooms", "chatsite"):
+        for path in sorted((SOURCE_ROOT / app).rglob("*.py")):
+            relative = path.relative_to(SOURCE_ROOT).as_posix()
+            if "/migrations/" in relative or relative in home:
+                continue
+            elsewhere += [
+                f"{relative}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)
+            ]
+    assert elsewhere == [], f"use {use} instead of writing the rule again at {elsewhere}"
