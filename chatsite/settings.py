@@ -143,8 +143,11 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # connection is closed and replaced after its first error anyway.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several threads of one process write; wait for the lock instead of failing at once.
+    # Several threads of one process write; wait for the lock instead of failing at once. IMMEDIATE:
+    # a transaction takes the write lock when it begins, so two writers queue on the busy timeout
+    # instead of one failing with "database is locked" when its read lock cannot be upgraded.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -284,6 +287,10 @@ CHAT_PRESENCE_TTL_SECONDS = env.int("CHAT_PRESENCE_TTL_SECONDS", default=30)
 CHAT_DB_THREADS = env.int("CHAT_DB_THREADS", default=8)
 # Message posts a process lets wait for the database before answering rate_limited (backpressure).
 CHAT_MAX_POSTS_IN_FLIGHT = env.int("CHAT_MAX_POSTS_IN_FLIGHT", default=256)
+# The socket's batcher (group commit): at most this many posts per transaction, and at most this
+# long spent gathering a batch once a post is waiting (docs/realtime.md).
+CHAT_BATCH_MAX_POSTS = env.int("CHAT_BATCH_MAX_POSTS", default=128)
+CHAT_BATCH_WAIT_SECONDS = env.float("CHAT_BATCH_WAIT_SECONDS", default=0.002)
 CHAT_HEARTBEAT_SECONDS = env.int("CHAT_HEARTBEAT_SECONDS", default=10)
 # The event stream's `: ping` comment (CONTRACT §6: at least every 15 s); tests make it short.
 CHAT_SSE_PING_SECONDS = env.float("CHAT_SSE_PING_SECONDS", default=15.0)

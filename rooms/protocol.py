@@ -136,7 +136,23 @@ def _client_id(data: dict) -> str | None:
         return None
     if not isinstance(client_id, str) or not 1 <= len(client_id) <= CLIENT_ID_MAX:
         raise BadRequest(f'"client_id" must be a string of 1-{CLIENT_ID_MAX} characters when given.')
-    return client_id
+    return storable_text_check(client_id, field="client_id")
+
+
+def storable_text_check(text: str, *, field: str) -> str:
+    """`text` if a database can store it: no NUL character (PostgreSQL text cannot hold one) and
+    no lone surrogate (`"\\ud800"` in JSON decodes to one; it has no UTF-8 form). BadRequest else."""
+    if "\x00" in text:
+        raise BadRequest(f'"{field}" must not contain NUL characters (U+0000).')
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            f'"{field}" contains a lone UTF-16 surrogate (such as "\\ud800" without its pair); send valid Unicode.'
+        ) from None
+    return text
 
 
 def _parse_join(data: dict) -> JoinFrame:
@@ -155,7 +171,7 @@ def message_body_check(body: Any) -> str:
         raise TooLarge(f"Message body is {len(body)} characters; the limit is {settings.CHAT_MAX_BODY_CHARS}.")
     if not body.strip():
         raise BadRequest('"body" must not be empty.')
-    return body
+    return storable_text_check(body, field="body")
 
 
 def _parse_message(data: dict) -> MessageFrame:

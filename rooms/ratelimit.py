@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from chatsite.redis_clients import get_redis
 from rooms.exceptions import RateLimited
@@ -94,11 +95,54 @@ def consume(*, user_id: int, action: str) -> None:
     now = time.time()
     retry_after = _consume_redis(key, rule, now) if settings.REDIS_URL else _consume_local(key, rule, now)
     if retry_after > 0:
-        raise RateLimited(
-            f"Too many {action}s: at most {rule.capacity} per {rule.window_seconds:g} s. "
-            f"Try again in {retry_after:.1f} s.",
-            retry_after=round(retry_after, 3),
-        )
+        raise _refusal(action, rule, retry_after)
+
+
+def _refusal(action: str, rule: Rule, retry_after: float) -> RateLimited:
+    return RateLimited(
+        f"Too many {action}s: at most {rule.capacity} per {rule.window_seconds:g} s. Try again in {retry_after:.1f} s.",
+        retry_after=round(retry_after, 3),
+    )
+
+
+_script_sha: str | None = None
+
+
+def _consume_redis_many(keys: list[str], rule: Rule, now: float) -> list[float]:
+    """One pipelined round trip for many buckets (EVALSHA; the script is loaded once if missing)."""
+    global _script_sha
+    client = get_redis()
+    if _script_sha is None:
+        _script_sha = str(client.script_load(_TOKEN_BUCKET_LUA))
+    args = (rule.capacity, rule.refill_per_second, now, 1)
+    for _attempt in range(2):
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.evalsha(_script_sha, 1, key, *args)
+            results = pipe.execute(raise_on_error=False)
+        if not any(isinstance(result, NoScriptError) for result in results):
+            break
+        _script_sha = str(client.script_load(_TOKEN_BUCKET_LUA))  # Redis restarted or flushed its scripts
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return [0.0 if int(allowed) else int(retry_ms) / 1000 for allowed, retry_ms in results]
+
+
+def consume_many(*, user_ids: list[int], action: str) -> list[RateLimited | None]:
+    """Take one token for each entry of `user_ids` (a user may appear several times, spending one
+    token each, in order): None where one was taken, else the RateLimited to answer. One Redis
+    round trip for all of them (the batch write path)."""
+    if not user_ids:
+        return []
+    rule = rule_for(action)
+    keys = [f"chatsite:rl:{action}:{user_id}" for user_id in user_ids]
+    now = time.time()
+    if settings.REDIS_URL:
+        waits = _consume_redis_many(keys, rule, now)
+    else:
+        waits = [_consume_local(key, rule, now) for key in keys]
+    return [_refusal(action, rule, wait) if wait > 0 else None for wait in waits]
 
 
 def reset_local_buckets() -> None:

@@ -6,6 +6,7 @@ rel="nofollow noopener"; bare links become links; everything else is escaped, ne
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 import bleach
@@ -30,16 +31,25 @@ def _drop_unsafe_href(attrs: dict, new: bool = False) -> dict | None:
     return attrs
 
 
-_cleaner = bleach.sanitizer.Cleaner(
-    tags=ALLOWED_TAGS,
-    attributes=ALLOWED_ATTRIBUTES,
-    protocols=ALLOWED_PROTOCOLS,
-    strip=False,
-    strip_comments=True,
-    filters=[partial(LinkifyFilter, callbacks=[_drop_unsafe_href, _set_rel], parse_email=True)],
-)
+def _new_cleaner() -> bleach.sanitizer.Cleaner:
+    return bleach.sanitizer.Cleaner(
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        protocols=ALLOWED_PROTOCOLS,
+        strip=False,
+        strip_comments=True,
+        filters=[partial(LinkifyFilter, callbacks=[_drop_unsafe_href, _set_rel], parse_email=True)],
+    )
+
+
+# bleach's Cleaner keeps parser state between calls and is not thread-safe (its docstring says
+# so): one shared by the database threads mixed two users' texts. One per thread instead.
+_local = threading.local()
 
 
 def sanitize_body(raw: str) -> str:
-    """Safe HTML for a message body typed by a user."""
-    return _cleaner.clean(raw)
+    """Safe HTML for a message body typed by a user (safe to call from any thread)."""
+    cleaner = getattr(_local, "cleaner", None)
+    if cleaner is None:
+        cleaner = _local.cleaner = _new_cleaner()
+    return cleaner.clean(raw)

@@ -11,13 +11,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from rooms import ratelimit, wordfilter
 from rooms.conversations.versions import room_version_next
-from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited, SlowMode
+from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from rooms.models import (
     AuditLog,
     FilterTerm,
@@ -30,11 +30,11 @@ from rooms.models import (
     RoomMute,
     SiteBan,
 )
+from rooms.posting import PostRequest, posts_store
 from rooms.protocol import message_body_check
 from rooms.realtime import events
 from rooms.sanitize import sanitize_body
 from rooms.selectors import (
-    post_access,
     user_can_moderate_room,
     user_is_member,
     user_is_moderator,
@@ -157,130 +157,39 @@ def room_leave(*, user, room: Room) -> None:
 # ----- messages ------------------------------------------------------------------------------
 
 
-def message_post(*, user, room: Room, body: str, client_id: str | None = None) -> tuple[Message, bool]:
+def message_post(
+    *, user, room: Room, body: str, client_id: str | None = None, reply_to_id: int | None = None
+) -> tuple[Message, bool]:
     """Store a message and broadcast it; returns (message, created).
 
-    A `client_id` the user already used returns the stored message, uncounted and not broadcast
-    again. Checks membership, room ban, mute, slow mode, the word filter, then the rate limit
-    (refused frames do not spend tokens). Locks the room row while inserting, so ids are in commit
+    The one-post form of the batch write path (rooms/posting.py `posts_store`, which the socket's
+    batcher calls with many): a `client_id` the user already used returns the stored message,
+    uncounted and not broadcast again; membership, room ban, mute and slow mode are checked under
+    the room's row lock, the word filter before any rate-limit token is spent; ids are in commit
     order per room. A `flag` term opens a report by the system in the same transaction.
     """
-    body = message_body_check(body)
-    is_member, banned, muted, existing_id, slow_mode_seconds = post_access(
-        user_id=user.id, room_id=room.id, client_id=client_id
-    )
-    if existing_id is not None:
-        return Message.objects.select_related("room", "author", "reply_to__author").get(pk=existing_id), False
-    if not is_member:
-        raise Forbidden(f"You are not a member of {room.slug!r}; join it first.")
-    if banned:
-        raise Forbidden(f"You are banned from {room.slug!r}.")
-    if muted:
-        raise Forbidden(f"You are muted in {room.slug!r}: you may read but not post.")
-    if slow_mode_seconds and not user_can_moderate_room(user=user, room=room):
-        last_created = (
-            Message.objects.filter(room=room, author=user).order_by("-id").values_list("created", flat=True).first()
-        )
-        if last_created is not None:
-            wait = (last_created + timedelta(seconds=slow_mode_seconds) - timezone.now()).total_seconds()
-            if wait > 0:
-                raise SlowMode(
-                    f"Slow mode: one message every {slow_mode_seconds} s in this room.",
-                    retry_after=round(wait, 3),
-                )
-    verdict = wordfilter.screen(text=body, room_id=room.id)  # `filtered` before any token is spent
-    ratelimit.consume(user_id=user.id, action="message")
-    sanitized = sanitize_body(body)
-    try:
-        with transaction.atomic():
-            message = _message_insert(room=room, author=user, body=sanitized, body_raw=body, client_id=client_id)
-            if verdict.flagged:
-                report_by_word_filter(message=message, terms=verdict.flagged)
-            events.message_created(message)
-    except IntegrityError:
-        # Two sends of one client_id raced; the other one won, answer with its row.
-        existing = (
-            Message.objects.select_related("room", "author", "reply_to__author")
-            .filter(author=user, client_id=client_id)
-            .first()
-        )
-        if existing is None:
-            raise
-        return existing, False
-    from chatsite import metrics
-
-    metrics.MESSAGES_ACCEPTED.inc()
-    return message, True
-
-
-_MESSAGE_INSERT_SQL = f"""
-WITH locked AS (SELECT id, last_message_id, version FROM {Room._meta.db_table} WHERE id = %(room)s FOR UPDATE),
-     inserted AS (
-       INSERT INTO {Message._meta.db_table}
-         (room_id, author_id, body, body_raw, created, client_id, prev_id, version, reply_to_id)
-       SELECT locked.id, %(author)s, %(body)s, %(body_raw)s, %(created)s, %(client_id)s, locked.last_message_id,
-              locked.version + 1, %(reply_to)s
-       FROM locked
-       RETURNING id, prev_id, version)
-UPDATE {Room._meta.db_table} SET last_message_id = inserted.id, version = inserted.version
-FROM inserted WHERE {Room._meta.db_table}.id = %(room)s
-RETURNING inserted.id, inserted.prev_id, inserted.version
-"""
-
-
-def _message_insert(
-    *, room: Room, author, body: str, body_raw: str, client_id: str | None, reply_to: Message | None = None
-) -> Message:
-    """Insert a message under its room's row lock, so ids and versions are in commit order within
-    the room and each message knows the room's previous id. Call inside a transaction.
-
-    On PostgreSQL one statement does lock, insert and update (the ORM's three statements cost five
-    times the CPU on this hot path); other databases take the ORM path.
-    """
-    created = timezone.now()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _MESSAGE_INSERT_SQL,
-                {
-                    "room": room.pk,
-                    "author": author.pk,
-                    "body": body,
-                    "body_raw": body_raw,
-                    "created": created,
-                    "client_id": client_id,
-                    "reply_to": reply_to.pk if reply_to is not None else None,
-                },
+    [outcome] = posts_store(
+        [
+            PostRequest(
+                user_id=user.id,
+                username=user.username,
+                room_id=room.id,
+                room_slug=room.slug,
+                body=body,
+                client_id=client_id,
+                reply_to_id=reply_to_id,
+                can_moderate=user_can_moderate_room(user=user, room=room),
             )
-            message_id, prev_id, version = cursor.fetchone()
-        message = Message(
-            id=message_id,
-            room=room,
-            author=author,
-            body=body,
-            body_raw=body_raw,
-            created=created,
-            client_id=client_id,
-            prev_id=prev_id,
-            version=version,
-            reply_to=reply_to,
-        )
-        message._state.adding, message._state.db = False, connection.alias
-        return message
-    prev_id, version = Room.objects.select_for_update().values_list("last_message_id", "version").get(pk=room.pk)
-    message = Message.objects.create(
-        room=room,
-        author=author,
-        body=body,
-        body_raw=body_raw,
-        created=created,
-        client_id=client_id,
-        prev_id=prev_id,
-        version=version + 1,
-        reply_to=reply_to,
+        ]
     )
-    Room.objects.filter(pk=room.pk).update(last_message_id=message.id, version=message.version)
-    return message
+    if outcome.error is not None:
+        raise outcome.error
+    message = outcome.message
+    assert message is not None
+    if outcome.created:
+        message.room, message.author = room, user
+        events.messages_created([outcome])
+    return message, outcome.created
 
 
 def message_edit(*, user, message: Message, body: str) -> Message:
@@ -464,7 +373,8 @@ def _room_restrict(*, model, action, noun: str, actor, room: Room, username: str
     return restriction, user
 
 
-def _room_unrestrict(*, model, action, noun: str, actor, room: Room, username: str) -> None:
+def _room_unrestrict(*, model, action, noun: str, actor, room: Room, username: str):
+    """Lift a room ban or mute (owner or moderator), audited; returns the user."""
     _require_room_moderator(actor=actor, room=room)
     user = _user_by_username(username)
     with transaction.atomic():
@@ -472,6 +382,7 @@ def _room_unrestrict(*, model, action, noun: str, actor, room: Room, username: s
         if not deleted:
             raise NotFound(f"{username} is not {noun} in {room.slug!r}.")
         _audit(actor=actor, action=action, room=room, target_user=user)
+    return user
 
 
 def room_ban(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomBan:
@@ -500,7 +411,7 @@ def room_unban(*, actor, room: Room, username: str) -> None:
 def room_mute(*, actor, room: Room, username: str, until: datetime | None = None, reason: str = "") -> RoomMute:
     """Mute a user in a room: they read, every message they send answers `forbidden`."""
     with transaction.atomic():
-        mute, _ = _room_restrict(
+        mute, user = _room_restrict(
             model=RoomMute,
             action=AuditLog.Action.ROOM_MUTE,
             noun="muted",
@@ -510,13 +421,16 @@ def room_mute(*, actor, room: Room, username: str, until: datetime | None = None
             until=until,
             reason=reason,
         )
+        events.room_user_muted(room=room, user_id=user.id, is_muted=True)
     return mute
 
 
 def room_unmute(*, actor, room: Room, username: str) -> None:
-    _room_unrestrict(
-        model=RoomMute, action=AuditLog.Action.ROOM_UNMUTE, noun="muted", actor=actor, room=room, username=username
-    )
+    with transaction.atomic():
+        user = _room_unrestrict(
+            model=RoomMute, action=AuditLog.Action.ROOM_UNMUTE, noun="muted", actor=actor, room=room, username=username
+        )
+        events.room_user_muted(room=room, user_id=user.id, is_muted=False)
 
 
 def site_ban(*, actor, username: str, until: datetime | None = None, reason: str = "") -> SiteBan:

@@ -2,6 +2,7 @@
 replies, reactions, search and the changes feed. Services are keyword-only `<entity>_<verb>`;
 each module holds one subject and this package re-exports the public names."""
 
+from rooms.conversations.stored import messages_stored
 from rooms.conversations.versions import message_version_bump, room_version_next
 
-__all__ = ["message_version_bump", "room_version_next"]
+__all__ = ["message_version_bump", "messages_stored", "room_version_next"]

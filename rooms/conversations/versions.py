@@ -1,7 +1,7 @@
 """Room versions (CONTRACT §6): the per-room change counter that edits, deletes and reactions raise.
 
-Posts take their version in the insert statement itself (rooms/services.py `_message_insert`, and
-the batch path), under the same row lock that orders ids, so that commit order is version order.
+Posts take their version where their ids are assigned (rooms/posting.py, the one write path of
+posts), under the same row lock that orders ids, so that commit order is version order.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
@@ -27,7 +28,8 @@ from redis.exceptions import RedisError
 from chatsite import metrics
 from chatsite.logs import log_event
 from rooms import selectors, services
-from rooms.exceptions import ChatError, Forbidden, RateLimited
+from rooms.exceptions import ChatError, Forbidden, SlowMode
+from rooms.posting import PostOutcome, PostRequest
 from rooms.protocol import (
     CLOSE_FLOOD,
     CLOSE_SHUTTING_DOWN,
@@ -48,7 +50,6 @@ from rooms.protocol import (
     pong_frame,
     resync_frame,
 )
-from rooms.realtime import events
 from rooms.realtime.db import db_call
 from rooms.realtime.hub import Hub, get_hub
 from rooms.realtime.writer import Frame, daphne_protocol, write_frame
@@ -60,7 +61,6 @@ logger = logging.getLogger("chatsite.ws")
 
 FLOOD_CODES = {"bad_request", "too_large"}
 UNAVAILABLE_RETRY_SECONDS = 1.0
-OVERLOAD_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -71,6 +71,7 @@ class Subscription:
     last_sent: int = 0
     buffer: list[tuple[int | None, Frame]] | None = field(default_factory=list)
     last_typing: float = 0.0
+    last_post_at: float | None = None  # this socket's last accepted post (the slow-mode cache)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -87,11 +88,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except BaseException:
+            # Whatever ends this consumer (a bug, a cancellation by daphne) must not leave a ghost
+            # in the hub's feeds and presence: disconnect's cleanup runs, then the error goes on.
+            await asyncio.shield(self._forget())
+            raise
 
     async def websocket_disconnect(self, message: dict) -> None:
-        await self.disconnect(message.get("code", 1006))
+        try:
+            await self.disconnect(message.get("code", 1006))
+        finally:
+            await self._forget()
         raise StopConsumer()
+
+    async def _forget(self) -> None:
+        """Take this socket out of the hub (idempotent)."""
+        self.closed = True
+        if getattr(self, "is_registered", False):
+            self.is_registered = False
+            metrics.WS_CONNECTIONS.dec()
+            await self.hub.remove(self)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -120,6 +140,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.subscriptions: dict[int, Subscription] = {}
         self.room_ids: dict[str, int] = {}
         self.bad_frames: deque[float] = deque()
+        self._posts_waiting = 0  # posts of this socket in the batcher
         await self.accept()
         self.daphne_protocol = daphne_protocol(self.base_send)
         self.closed = False
@@ -132,10 +153,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closed = True
         if not self.is_registered:
             return
-        self.is_registered = False
         rooms = sorted(subscription.room.slug for subscription in self.subscriptions.values())
-        await self.hub.remove(self)
-        metrics.WS_CONNECTIONS.dec()
+        await self._forget()
         log_event(logger, "ws_close", user=self.username, conn=self.conn_id, code=code, rooms=rooms)
 
     # ----- inbound ----------------------------------------------------------------------------
@@ -184,6 +203,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 code="rate_limited",
                 detail="The server cannot store this right now (database or Redis unavailable); "
                 "retry after retry_after seconds with the same client_id.",
+                client_id=getattr(frame, "client_id", None),
+                retry_after=UNAVAILABLE_RETRY_SECONDS,
+                room=getattr(frame, "room", None),
+            )
+        except Exception:
+            # A bug. The frame is still answered and the socket stays (closing it with 1011 would
+            # make the client retry the same frame forever); the traceback goes to the logs.
+            logger.exception(
+                "handling a %s frame failed (user %s, conn %s)", type(frame).__name__, self.username, self.conn_id
+            )
+            await self.reject(
+                code="rate_limited",
+                detail="The server failed to handle this frame; retry after retry_after seconds.",
                 client_id=getattr(frame, "client_id", None),
                 retry_after=UNAVAILABLE_RETRY_SECONDS,
                 room=getattr(frame, "room", None),
@@ -239,34 +271,61 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(left_frame(room=frame.room))
 
     async def on_message(self, frame: MessageFrame) -> None:
+        """Check the standing cache, hand the post to the batcher and return at once: the answer
+        (the broadcast itself, the stored message of a resent client_id, or an error) comes when
+        its batch is decided, in this socket's send order."""
         subscription = self._joined(frame.room)
-        if self.hub.posts_in_flight >= settings.CHAT_MAX_POSTS_IN_FLIGHT:
-            # Backpressure: beyond what the database keeps up with, refuse at once rather than
-            # letting latency grow without bound; the client resends the same client_id.
-            raise RateLimited(
-                "The server is busy; retry shortly with the same client_id.", retry_after=OVERLOAD_RETRY_SECONDS
-            )
-        self.hub.posts_in_flight += 1
-        try:
-            message, created = await db_call(
-                services.message_post,
-                user=self.user,
-                room=subscription.room,
-                body=frame.body,
-                client_id=frame.client_id,
-            )
-        finally:
-            self.hub.posts_in_flight -= 1
-        payload = message_dict(message)
-        if created:
-            # Deliver on this process at once; the layer's copy arrives later as a duplicate.
-            self.hub.accept_local(
-                events.MessageCreated(
-                    room_id=message.room_id, message=payload, prev_id=message.prev_id, accepted_at=time.time()
+        room = subscription.room
+        can_moderate = room.owner_id == self.user_id or self.user.is_moderator
+        if not self._posts_waiting:
+            # A refusal from the cache is only sure to keep the send order while nothing of this
+            # socket waits in the batcher; otherwise the batch statement refuses it in its turn.
+            self._standing_check(subscription, can_moderate=can_moderate)
+        post = PostRequest(
+            user_id=self.user_id,
+            username=self.username,
+            room_id=room.id,
+            room_slug=room.slug,
+            body=frame.body,
+            client_id=frame.client_id,
+            can_moderate=can_moderate,
+        )
+        self.hub.batcher.submit(post, partial(self._post_answered, frame, subscription))
+        self._posts_waiting += 1
+
+    def _standing_check(self, subscription: Subscription, *, can_moderate: bool) -> None:
+        """Refuse at once what the cached standing already refuses (mute, slow mode)."""
+        feed = self.hub.feed(subscription.room.id)
+        if feed is None:
+            return
+        if self.user_id in feed.muted_user_ids:
+            raise Forbidden(f"You are muted in {subscription.room.slug!r}: you may read but not post.")
+        if feed.slow_mode_seconds and not can_moderate and subscription.last_post_at is not None:
+            wait = subscription.last_post_at + feed.slow_mode_seconds - time.monotonic()
+            if wait > 0:
+                raise SlowMode(
+                    f"Slow mode: one message every {feed.slow_mode_seconds} s in this room.", retry_after=round(wait, 3)
                 )
+
+    def _post_answered(self, frame: MessageFrame, subscription: Subscription, outcome: PostOutcome) -> None:
+        """From the batcher, on the loop, in submission order (the broadcast was already delivered)."""
+        self._posts_waiting -= 1
+        if self.closed:
+            return
+        if outcome.error is not None:
+            is_flooding = self._reject_now(
+                code=outcome.error.code,
+                detail=outcome.error.detail,
+                client_id=frame.client_id,
+                retry_after=outcome.error.retry_after,
+                room=frame.room,
             )
-        else:
-            await self.send_frame(message_frame(payload))
+            if is_flooding:
+                asyncio.get_running_loop().create_task(self.close_with(CLOSE_FLOOD))
+        elif outcome.created:
+            subscription.last_post_at = time.monotonic()
+        elif outcome.payload is not None:
+            self.send_shared(Frame(dumps(message_frame(outcome.payload))))
 
     async def on_typing(self, frame: TypingFrame) -> None:
         subscription = self._joined(frame.room)
@@ -305,20 +364,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
         retry_after: float | None = None,
         room: str | None = None,
     ) -> None:
+        if self._reject_now(code=code, detail=detail, client_id=client_id, retry_after=retry_after, room=room):
+            await self.close_with(CLOSE_FLOOD)
+
+    def _reject_now(
+        self,
+        *,
+        code: str,
+        detail: str,
+        client_id: str | None = None,
+        retry_after: float | None = None,
+        room: str | None = None,
+    ) -> bool:
+        """Send an `error` frame (in order with everything else this socket is sent); True when
+        the socket sent too many bad frames and must be closed."""
         metrics.FRAMES_REJECTED.labels(code=code).inc()
         log_event(logger, "ws_error", user=self.username, conn=self.conn_id, room=room, code=code, reason=detail)
-        await self.send_frame(error_frame(code=code, detail=detail, client_id=client_id, retry_after=retry_after))
-        if code in FLOOD_CODES:
-            limit, window = settings.CHAT_ERROR_FLOOD
-            now = time.monotonic()
-            self.bad_frames.append(now)
-            while self.bad_frames and self.bad_frames[0] < now - window:
-                self.bad_frames.popleft()
-            if len(self.bad_frames) > limit:
-                log_event(
-                    logger, "ws_flood", user=self.username, conn=self.conn_id, reason="over 20 bad frames in 10 s"
-                )
-                await self.close_with(CLOSE_FLOOD)
+        frame = error_frame(code=code, detail=detail, client_id=client_id, retry_after=retry_after)
+        self.send_shared(Frame(dumps(frame)))
+        if code not in FLOOD_CODES:
+            return False
+        limit, window = settings.CHAT_ERROR_FLOOD
+        now = time.monotonic()
+        self.bad_frames.append(now)
+        while self.bad_frames and self.bad_frames[0] < now - window:
+            self.bad_frames.popleft()
+        if len(self.bad_frames) <= limit:
+            return False
+        log_event(logger, "ws_flood", user=self.username, conn=self.conn_id, reason="over 20 bad frames in 10 s")
+        return True
 
     async def send_frame(self, frame: dict) -> None:
         text = dumps(frame)

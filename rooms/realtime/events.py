@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -26,6 +27,9 @@ from django.db import transaction
 from chatsite import metrics
 from chatsite.logs import log_event
 from rooms.protocol import message_dict
+
+if TYPE_CHECKING:
+    from rooms.posting import PostOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +61,13 @@ class RoomEvent(Event):
 
 
 @dataclass(frozen=True)
-class MessageCreated(RoomEvent):
-    """A stored message; `prev_id` is the room's previous message id, assigned under its lock."""
+class MessagesCreated(RoomEvent):
+    """Messages of one room stored by one batch, in id order; `prev_ids[i]` is the room's message
+    before `messages[i]`, assigned under the room's lock (one layer message per room per batch)."""
 
-    type: ClassVar[str] = "chat.message"
-    message: dict[str, Any]
-    prev_id: int
+    type: ClassVar[str] = "chat.messages"
+    messages: list[dict[str, Any]]
+    prev_ids: list[int]
     accepted_at: float | None = None
 
 
@@ -123,6 +128,7 @@ class RoomMuted(RoomEvent):
 
     type: ClassVar[str] = "chat.room_mute"
     user_id: int
+    is_muted: bool
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ class UserClose(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        MessageCreated,
+        MessagesCreated,
         MessageEdited,
         MessageDeleted,
         Typing,
@@ -214,14 +220,29 @@ async def send_async(event: Event) -> None:
     metrics.LAYER_MESSAGES.labels(direction="send").inc()
 
 
-def message_created_event(message) -> MessageCreated:
-    return MessageCreated(
-        room_id=message.room_id, message=message_dict(message), prev_id=message.prev_id, accepted_at=time.time()
-    )
+def messages_created_events(outcomes: Sequence[PostOutcome]) -> list[MessagesCreated]:
+    """One event per room for the new messages of a batch (rooms/posting.py), in id order."""
+    by_room: dict[int, list[PostOutcome]] = {}
+    for outcome in outcomes:
+        if outcome.created and outcome.message is not None and outcome.payload is not None:
+            by_room.setdefault(outcome.message.room_id, []).append(outcome)
+    accepted_at = time.time()
+    return [
+        MessagesCreated(
+            room_id=room_id,
+            messages=[outcome.payload for outcome in items if outcome.payload is not None],
+            prev_ids=[outcome.message.prev_id for outcome in items if outcome.message is not None],
+            accepted_at=accepted_at,
+        )
+        for room_id, items in by_room.items()
+    ]
 
 
-def message_created(message) -> None:
-    send_on_commit(message_created_event(message))
+def messages_created(outcomes: Sequence[PostOutcome]) -> None:
+    """Broadcast a batch's new messages on commit (the REST path; the socket's batcher sends its
+    own from the event loop, rooms/realtime/batcher.py)."""
+    for event in messages_created_events(outcomes):
+        send_on_commit(event)
 
 
 def message_edited(message) -> None:
@@ -242,9 +263,9 @@ def room_user_removed(*, room, user_id: int) -> None:
     send_on_commit(RoomRemoved(room_id=room.id, user_id=user_id))
 
 
-def room_user_muted(*, room, user_id: int) -> None:
-    """A mute was set or lifted: cached standings of that user in the room are re-read."""
-    send_on_commit(RoomMuted(room_id=room.id, user_id=user_id))
+def room_user_muted(*, room, user_id: int, is_muted: bool) -> None:
+    """A mute was set or lifted: the standing caches of every process see it at once."""
+    send_on_commit(RoomMuted(room_id=room.id, user_id=user_id, is_muted=is_muted))
 
 
 def room_updated(room) -> None:

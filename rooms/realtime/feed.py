@@ -57,6 +57,10 @@ class RoomFeed:
         # join of the room can never remove its rejoin.
         self.connections: dict[Connection, str] = {}  # connection -> presence entry id
         self.last_id = 0
+        # The room's rules as this process last saw them: the sockets' standing cache. Refreshed by
+        # layer events and each heartbeat; the batch statement re-checks them under the room lock.
+        self.slow_mode_seconds = 0
+        self.muted_user_ids: set[int] = set()
         self.is_ready = False
         self._early: list[FeedMessage] = []  # arrived while subscribing, before last_id was read
         self._pending: dict[int, FeedMessage] = {}  # prev_id -> message, waiting for the gap to close

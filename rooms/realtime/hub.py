@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -24,6 +25,7 @@ from chatsite import metrics
 from chatsite.loops import per_loop
 from rooms.presence import make_presence
 from rooms.protocol import (
+    CLOSE_BANNED,
     CLOSE_SHUTTING_DOWN,
     dumps,
     message_deleted_frame,
@@ -33,6 +35,7 @@ from rooms.protocol import (
     typing_frame,
 )
 from rooms.realtime import events
+from rooms.realtime.batcher import Batcher
 from rooms.realtime.connection import Connection
 from rooms.realtime.db import run_in_db_thread
 from rooms.realtime.feed import FeedMessage, RoomFeed
@@ -54,6 +57,45 @@ def _room_last_ids(room_ids: list[int]) -> dict[int, int]:
     }
 
 
+@dataclass
+class RoomRules:
+    """What a room's standing cache holds, read from the database."""
+
+    last_id: int = 0
+    slow_mode_seconds: int = 0
+    muted_user_ids: set[int] = field(default_factory=set)
+    banned_user_ids: set[int] = field(default_factory=set)
+
+
+@run_in_db_thread
+def _room_rules(room_ids: list[int]) -> dict[int, RoomRules]:
+    """Last id, slow mode, active mutes and bans of the rooms: three small queries for them all."""
+    from rooms.models import Room, RoomBan, RoomMute
+
+    rules = {
+        room_id: RoomRules(last_id=last_id or 0, slow_mode_seconds=slow_mode or 0)
+        for room_id, last_id, slow_mode in Room.objects.filter(id__in=room_ids).values_list(
+            "id", "last_message_id", "slow_mode_seconds"
+        )
+    }
+    for room_id, user_id in RoomMute.objects.active().filter(room_id__in=room_ids).values_list("room_id", "user_id"):
+        rules[room_id].muted_user_ids.add(user_id)
+    for room_id, user_id in RoomBan.objects.active().filter(room_id__in=room_ids).values_list("room_id", "user_id"):
+        rules[room_id].banned_user_ids.add(user_id)
+    return rules
+
+
+@run_in_db_thread
+def _site_banned(user_ids: list[int]) -> set[int]:
+    from rooms.models import SiteBan
+
+    banned: set[int] = set()
+    for start in range(0, len(user_ids), 1000):
+        chunk = user_ids[start : start + 1000]
+        banned.update(SiteBan.objects.active().filter(user_id__in=chunk).values_list("user_id", flat=True))
+    return banned
+
+
 @run_in_db_thread
 def _messages_after(room_id: int, after: int, limit: int) -> list[FeedMessage]:
     from rooms.selectors import messages_after
@@ -64,10 +106,11 @@ def _messages_after(room_id: int, after: int, limit: int) -> list[FeedMessage]:
     ]
 
 
-def feed_message(event: events.MessageCreated) -> FeedMessage:
-    return FeedMessage(
-        id=event.message["id"], prev_id=event.prev_id or 0, payload=event.message, accepted_at=event.accepted_at
-    )
+def feed_messages(event: events.MessagesCreated) -> list[FeedMessage]:
+    return [
+        FeedMessage(id=message["id"], prev_id=prev_id or 0, payload=message, accepted_at=event.accepted_at)
+        for message, prev_id in zip(event.messages, event.prev_ids, strict=True)
+    ]
 
 
 class Hub:
@@ -80,12 +123,12 @@ class Hub:
         self._rooms_of: dict[Connection, set[int]] = {}  # the hub's own record of who is where
         self.presence = make_presence()
         self.is_closing = False
-        self.posts_in_flight = 0  # message posts waiting for or in the database (backpressure)
         self._start_lock = asyncio.Lock()
         self._room_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task] = []
         self._join_numbers = itertools.count(1)
         self._presence_leaves: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+        self.batcher = Batcher(deliver_local=self.offer_local)
 
     # ----- lifecycle --------------------------------------------------------------------------
 
@@ -149,12 +192,13 @@ class Hub:
                 try:
                     await self.layer.group_add(events.room_group_name(room_id), self.channel)
                     # Read after subscribing: anything committed later reaches us through the layer.
-                    last_id = (await _room_last_ids([room_id])).get(room_id, 0)
+                    rules = (await _room_rules([room_id])).get(room_id, RoomRules())
                 except BaseException:
                     del self.feeds[room_id]
                     feed.close()
                     raise
-                feed.start(last_id)
+                feed.slow_mode_seconds, feed.muted_user_ids = rules.slow_mode_seconds, rules.muted_user_ids
+                feed.start(rules.last_id)
             if connection not in feed.connections:
                 feed.connections[connection] = f"{connection.conn_id}.{next(self._join_numbers)}"
                 self._rooms_of.setdefault(connection, set()).add(room_id)
@@ -207,11 +251,22 @@ class Hub:
     async def publish_typing(self, *, room_id: int, user_id: int, username: str) -> None:
         await events.send_async(events.Typing(room_id=room_id, user_id=user_id, username=username))
 
-    def accept_local(self, event: events.MessageCreated) -> None:
-        """A message accepted by this process: deliver now, the layer's copy will be a duplicate."""
+    def feed(self, room_id: int) -> RoomFeed | None:
+        """The room's feed on this process (read-only for connections: its rules are their cache)."""
+        return self.feeds.get(room_id)
+
+    def offer_local(self, room_id: int, message: FeedMessage) -> None:
+        """A message stored by this process's batcher: deliver it now."""
+        feed = self.feeds.get(room_id)
+        if feed is not None:
+            feed.offer(message)
+
+    def accept_local(self, event: events.MessagesCreated) -> None:
+        """Messages stored by this process: deliver now, the layer's copy will be a duplicate."""
         feed = self.feeds.get(event.room_id)
         if feed is not None:
-            feed.offer(feed_message(event))
+            for message in feed_messages(event):
+                feed.offer(message)
 
     # ----- inbound layer events ---------------------------------------------------------------
 
@@ -241,7 +296,7 @@ class Hub:
         except Exception:
             logger.exception("hub failed to handle %s", event.type)
 
-    async def _on_message(self, event: events.MessageCreated) -> None:
+    async def _on_messages(self, event: events.MessagesCreated) -> None:
         self.accept_local(event)
 
     async def _on_message_edited(self, event: events.MessageEdited) -> None:
@@ -278,10 +333,17 @@ class Hub:
         await self._kick(event.room_id, event.user_id, "removed")
 
     async def _on_room_updated(self, event: events.RoomUpdated) -> None:
-        return None  # the service reads the room's settings itself; standing caches come later
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.slow_mode_seconds = event.slow_mode_seconds
 
     async def _on_room_muted(self, event: events.RoomMuted) -> None:
-        return None  # every post re-checks the mute in the database
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            if event.is_muted:
+                feed.muted_user_ids.add(event.user_id)
+            else:
+                feed.muted_user_ids.discard(event.user_id)
 
     async def _on_user_frame(self, event: events.UserFrame) -> None:
         connections = self.connections_by_user.get(event.user_id)
@@ -296,7 +358,7 @@ class Hub:
                 await connection.close_with(event.code)
 
     _handlers: dict[type[events.Event], Callable[[Hub, Any], Awaitable[None]]] = {
-        events.MessageCreated: _on_message,
+        events.MessagesCreated: _on_messages,
         events.MessageEdited: _on_message_edited,
         events.MessageDeleted: _on_message_deleted,
         events.Typing: _on_typing,
@@ -330,6 +392,25 @@ class Hub:
         for room_id, last_id in (await _room_last_ids(list(feeds))).items():
             feeds[room_id].tail_check(last_id)
 
+    async def revalidate(self) -> None:
+        """Re-read every local room's rules and the local users' site bans, and act on what a lost
+        layer event left stale: a banned user's connections leave the room (or close, 4003), mutes
+        and slow mode are refreshed. Runs every heartbeat, so nothing stale outlives one."""
+        room_ids = [room_id for room_id, feed in self.feeds.items() if feed.is_ready]
+        if room_ids:
+            for room_id, rules in (await _room_rules(room_ids)).items():
+                feed = self.feeds.get(room_id)
+                if feed is None:
+                    continue
+                feed.slow_mode_seconds, feed.muted_user_ids = rules.slow_mode_seconds, rules.muted_user_ids
+                for connection in [c for c in feed.connections if c.user_id in rules.banned_user_ids]:
+                    await connection.leave_room(room_id, reason="banned")
+        user_ids = sorted(self.connections_by_user)
+        if user_ids:
+            for user_id in await _site_banned(user_ids):
+                for connection in list(self.connections_by_user.get(user_id, ())):
+                    await connection.close_with(CLOSE_BANNED)
+
     async def _presence_leave_loop(self) -> None:
         while True:
             batch = [await self._presence_leaves.get()]
@@ -358,6 +439,7 @@ class Hub:
                     for connection, entry in list(feed.connections.items())
                 ]
                 await self.presence.refresh(entries)
+                await self.revalidate()
                 for room_id in list(self.feeds):
                     for username in await self.presence.reap(room_id=room_id):
                         await self.publish_presence(room_id=room_id, username=username, online=False)

@@ -175,9 +175,10 @@ def test_message_post_broadcast_on_commit(member, room, listen, django_capture_o
         message, _ = services.message_post(user=member, room=room, body="hi")
     assert len(callbacks) == 1
     event = receive()
-    assert event["type"] == "chat.message"
-    assert event["message"]["id"] == message.id
-    assert event["message"]["room"] == "svc"
+    assert event["type"] == "chat.messages"
+    assert [m["id"] for m in event["messages"]] == [message.id]
+    assert event["messages"][0]["room"] == "svc"
+    assert event["prev_ids"] == [message.prev_id]
 
 
 def test_message_post_chains_prev_id(member, room):
