@@ -196,3 +196,19 @@ def test_only_sanitize_imports_bleach():
         if "import bleach" in path.read_text() or "from bleach" in path.read_text()
     ]
     assert offenders == ["rooms/sanitize.py"]
+
+
+def test_concurrent_sanitising_in_threads_gives_each_text_its_own_result():
+    """Eight threads sanitising different markup-heavy texts at once each get exactly the result
+    of sanitising their text alone (bleach's Cleaner is not thread-safe; one per thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [
+        f"<b>t{n}</b> https://example.com/{n} <a href='javascript:x'>t{n}</a> <script>t{n}</script> "
+        f"<em>t{n}</em> t{n}@example.com <pre><<<t{n}</pre> " * 20
+        for n in range(8)
+    ]
+    expected = [sanitize_body(text) for text in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            assert list(pool.map(sanitize_body, texts * 4)) == expected * 4

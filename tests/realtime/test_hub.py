@@ -1,0 +1,134 @@
+"""The hub (rooms/realtime/hub.py) in-process with fakes: a join that fails half-way leaves
+nothing behind; per-user frames and closes; lost moderation events repaired by revalidation."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from rooms.realtime import events
+from rooms.realtime import hub as hub_module
+from rooms.realtime.hub import Hub, RoomRules
+from tests.realtime.test_feed import FakeConnection
+
+
+@pytest.fixture
+def hub(settings, monkeypatch):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.REDIS_URL = ""
+    rules = {7: RoomRules(last_id=0)}
+
+    async def room_rules(room_ids):
+        return {room_id: rules[room_id] for room_id in room_ids if room_id in rules}
+
+    async def site_banned(user_ids):
+        return set()
+
+    monkeypatch.setattr(hub_module, "_room_rules", room_rules)
+    monkeypatch.setattr(hub_module, "_site_banned", site_banned)
+    made = Hub()
+    made.test_rules = rules  # type: ignore[attr-defined]
+    return made
+
+
+class Recorder(FakeConnection):
+    def __init__(self, user_id: int = 1, session_key: str | None = None) -> None:
+        super().__init__(user_id)
+        self.session_key = session_key
+        self.closed_with: int | None = None
+        self.left: list[tuple[int, str | None]] = []
+
+    async def leave_room(self, room_id: int, *, reason: str | None = None) -> None:
+        self.left.append((room_id, reason))
+
+    async def close_with(self, code: int) -> None:
+        self.closed_with = code
+
+
+async def test_a_join_that_fails_after_subscribing_leaves_nothing_behind(hub, monkeypatch):
+    """Redis fails at the presence step of a join: no feed, no room record, no presence entry."""
+    await hub.start()
+    connection = Recorder()
+    hub.add(connection)
+
+    async def failing_join(**kwargs):
+        raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(hub.presence, "join", failing_join)
+    with pytest.raises(RedisConnectionError):
+        await hub.subscribe(connection, room_id=7, slug="lobby")
+    assert hub.feeds == {}
+    assert hub._rooms_of[connection] == set()
+    assert await hub.presence.online(room_id=7) == []
+    monkeypatch.undo()
+    await hub.shutdown(timeout=0.1)
+
+
+async def test_a_successful_join_and_remove_clean_up(hub):
+    """Join then disconnect: the feed, its group and the presence entry are gone."""
+    await hub.start()
+    connection = Recorder()
+    hub.add(connection)
+    await hub.subscribe(connection, room_id=7, slug="lobby")
+    assert list(hub.feeds) == [7] and await hub.online(7) == ["user1"]
+    await hub.remove(connection)
+    assert hub.feeds == {} and connection not in hub._rooms_of
+    await hub.shutdown(timeout=0.5)
+    assert await hub.online(7) == []
+
+
+async def test_user_frame_reaches_every_connection_of_that_user_only(hub):
+    """`UserFrame` is delivered to all of the user's connections on the process and nobody else's."""
+    first, second, other = Recorder(1), Recorder(1), Recorder(2)
+    for connection in (first, second, other):
+        hub.add(connection)
+    await hub.dispatch(events.UserFrame(user_id=1, frame={"type": "notification", "n": 1}).to_layer())
+    assert len(first.events) == len(second.events) == 1 and other.events == []
+
+
+async def test_user_close_with_a_session_key_closes_only_that_sessions_connections(hub):
+    """`UserClose` with a session key closes the connections of that session; without, all of them."""
+    web, app, other = Recorder(1, "s-1"), Recorder(1, None), Recorder(2, "s-1")
+    for connection in (web, app, other):
+        hub.add(connection)
+    await hub.dispatch(events.UserClose(user_id=1, code=4001, session_key="s-1").to_layer())
+    assert (web.closed_with, app.closed_with, other.closed_with) == (4001, None, None)
+    await hub.dispatch(events.UserClose(user_id=1, code=4003).to_layer())
+    assert app.closed_with == 4003
+
+
+async def test_an_unreadable_layer_event_is_dropped_not_fatal(hub):
+    """A layer message of an unknown type or with missing fields is logged and ignored."""
+    await hub.dispatch({"type": "chat.nonsense"})
+    await hub.dispatch({"type": "chat.user_close", "user_id": 1})  # no code
+    await hub.dispatch({"type": "chat.user_frame"})
+
+
+async def test_revalidation_applies_a_lost_ban_and_mute(hub):
+    """The heartbeat's re-read kicks a user whose ban event was lost and refreshes mutes and slow mode."""
+    await hub.start()
+    banned, muted = Recorder(1), Recorder(2)
+    for connection in (banned, muted):
+        hub.add(connection)
+        await hub.subscribe(connection, room_id=7, slug="lobby")
+    hub.test_rules[7] = RoomRules(last_id=0, slow_mode_seconds=30, muted_user_ids={2}, banned_user_ids={1})
+    await hub.revalidate()
+    feed = hub.feed(7)
+    assert banned.left == [(7, "banned")] and muted.left == []
+    assert feed is not None and feed.muted_user_ids == {2} and feed.slow_mode_seconds == 30
+    await hub.shutdown(timeout=0.5)
+
+
+async def test_mute_and_slow_mode_events_update_the_standing_cache(hub):
+    """RoomMuted and RoomUpdated change the feed's cached rules at once."""
+    await hub.start()
+    connection = Recorder(3)
+    hub.add(connection)
+    await hub.subscribe(connection, room_id=7, slug="lobby")
+    await hub.dispatch(events.RoomMuted(room_id=7, user_id=3, is_muted=True).to_layer())
+    await hub.dispatch(events.RoomUpdated(room_id=7, slow_mode_seconds=5).to_layer())
+    feed = hub.feed(7)
+    assert feed is not None and feed.muted_user_ids == {3} and feed.slow_mode_seconds == 5
+    await hub.dispatch(events.RoomMuted(room_id=7, user_id=3, is_muted=False).to_layer())
+    assert feed.muted_user_ids == set()
+    await hub.shutdown(timeout=0.5)
