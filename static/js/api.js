@@ -77,3 +77,63 @@ export async function reportMessage(id, reason) {
   const { status, data } = await send("POST", `messages/${id}/report/`, { reason });
   return { created: status === 201, report: data };
 }
+
+// ----- conversations (CONTRACT §5) and catching up (§6) ----------------------------------
+
+const roomPath = (slug) => `rooms/${encodeURIComponent(slug)}/`;
+
+/** Every page of `GET rooms/?joined=1`: the user's rooms and DMs, most recent first. */
+export async function fetchJoinedRooms({ maxPages = 10 } = {}) {
+  const rooms = [];
+  let path = "rooms/?joined=1";
+  for (let page = 0; path && page < maxPages; page += 1) {
+    const data = await request("GET", path);
+    rooms.push(...(Array.isArray(data?.results) ? data.results : []));
+    // `next` is an absolute URL of the same API: keep only the part after /api/v1/.
+    path = typeof data?.next === "string" ? data.next.split("/api/v1/")[1] ?? null : null;
+  }
+  return rooms;
+}
+
+export const fetchRoom = (slug) => request("GET", roomPath(slug));
+
+/** Advance the read marker over REST (the socket's `read` frame does the same). */
+export const markRead = (slug, lastReadId) => request("POST", `${roomPath(slug)}read/`, { last_read_id: lastReadId });
+
+/** The DM room with `username`: created (201) or the existing one (200). */
+export const startDm = (username) => request("POST", "dms/", { username });
+
+export function fetchNotifications({ unread = false, before = null } = {}) {
+  const query = new URLSearchParams();
+  if (unread) query.set("unread", "1");
+  if (before != null) query.set("before", before);
+  return request("GET", `notifications/${query.size ? `?${query}` : ""}`);
+}
+
+/** Mark notifications read: `ids` or every one (`all`); answers `{unread}`. */
+export const markNotificationsRead = ({ ids = null, all = false }) =>
+  request("POST", "notifications/read/", all ? { all: true } : { ids });
+
+export const addReaction = (messageId, emoji) => request("POST", `messages/${messageId}/reactions/`, { emoji });
+export const removeReaction = (messageId, emoji) =>
+  request("DELETE", `messages/${messageId}/reactions/${encodeURIComponent(emoji)}/`);
+
+/** Full-text search: `{results, has_more}`, newest first, 20 a page. */
+export function search(q, { room = null, before = null } = {}) {
+  const query = new URLSearchParams({ q });
+  if (room) query.set("room", room);
+  if (before != null) query.set("before", before);
+  return request("GET", `search/?${query}`);
+}
+
+/** One page of a room's changes since version `since`: `{updated, deleted, version, has_more}`. */
+export const fetchChanges = (slug, since) => request("GET", `${roomPath(slug)}changes/?since=${since}`);
+
+/** Post over REST (the fallback transport): answers the stored message, like its broadcast. */
+export function postMessage(slug, { body, clientId, replyTo = null }) {
+  const data = { body, client_id: clientId };
+  if (replyTo != null) data.reply_to = replyTo;
+  return request("POST", `${roomPath(slug)}messages/`, data);
+}
+
+export const postTyping = (slug) => request("POST", `${roomPath(slug)}typing/`);

@@ -8,8 +8,15 @@
  * repeated client_id with the stored message, never a second copy), and a `ping` heartbeat
  * that notices half-open connections.
  *
+ * The fallback (CONTRACT §6): when the WebSocket fails to open three times in a row while plain
+ * HTTP still reaches the server (a server that is down is waited for, not streamed from), or
+ * with `transport: "sse"`, the same protocol is carried by chat-stream.js (Server-Sent Events in,
+ * REST out) while a WebSocket is retried in the background with its own backoff; the first one
+ * that opens takes over again (rooms rejoined with `after`, so nothing is missed or doubled).
+ *
  * Pages listen with `socket.on(type, handler)`; handlers get one plain object:
- *   status        {state: "connecting"|"live"|"reconnecting"|"offline", retryAt?, reason?}
+ *   status        {state: "connecting"|"live"|"reconnecting"|"offline", transport: "ws"|"sse",
+ *                  retryAt?, reason?}
  *   joined        the `joined` frame, plus `resumed` (true after a reconnect)
  *   message       {message}            new to this page (never the same id twice)
  *   sent          {clientId, message}  a queued message was accepted (its acknowledgement)
@@ -17,6 +24,8 @@
  *   join-error    {room, code, detail}
  *   message_edited, message_deleted, presence, typing, left, resync, error: the frame as sent
  */
+
+import { ChatStream } from "./chat-stream.js";
 
 const DEFAULTS = {
   backoffBaseMs: 500, // first retry after 0.25-0.5 s
@@ -26,6 +35,12 @@ const DEFAULTS = {
   stableAfterMs: 10_000, // a connection that lived this long resets the backoff
   seenPerRoom: 5_000, // message ids remembered per room for de-duplication
   authCheck: null, // async () => boolean: is the session still valid? (asked after refusals)
+  transport: "auto", // "auto": WebSocket, the stream after `fallbackAfter` failed opens; "sse": the stream only
+  fallbackAfter: 3, // WebSocket handshakes failing in a row before the stream takes over
+  reachable: null, // async () => boolean: does plain HTTP reach the server? (asked before falling back)
+  probeBaseMs: 2_000, // while streaming, a WebSocket is tried again after 1-2 s, then backing off
+  probeMaxMs: 60_000,
+  streamBase: "/api/v1/stream/",
 };
 
 /** Close codes after which reconnecting cannot help (CONTRACT §3). */
@@ -96,6 +111,15 @@ export class ChatSocket {
     this.pongTimer = null;
     this.openedAt = 0;
     this.stopped = true;
+    this.transport = this.options.transport === "sse" ? "sse" : "ws";
+    this.stream = null; // ChatStream while the fallback carries the protocol
+    this.streamAttempt = 0;
+    this.streamTimer = null;
+    this.streamOpenedAt = 0;
+    this.streamFailures = 0;
+    this.probeAttempt = 0;
+    this.reopenQueued = false;
+    this.pendingReads = new Map(); // room -> last_read_id not sent yet (sent once joined)
     this._onOnline = () => this.retryNow();
   }
 
@@ -111,7 +135,8 @@ export class ChatSocket {
     if (!this.stopped) return;
     this.stopped = false;
     globalThis.addEventListener?.("online", this._onOnline);
-    this._connect();
+    if (this.transport === "sse") this._startStream();
+    else this._connect();
   }
 
   stop() {
@@ -119,6 +144,7 @@ export class ChatSocket {
     globalThis.removeEventListener?.("online", this._onOnline);
     this._clearRetry();
     this._stopHeartbeat();
+    this._stopStream();
     const ws = this.ws;
     this.ws = null;
     if (ws) {
@@ -138,12 +164,14 @@ export class ChatSocket {
       state.lastId = after;
     }
     if (this._isOpen() && state.state === "idle") this._sendJoin(room);
+    else if (this.stream && state.state === "idle") this._reopenStreamSoon();
   }
 
   leave(room) {
     this.rooms.delete(room);
     for (const [clientId, entry] of this.outbox) if (entry.room === room) this.outbox.delete(clientId);
-    if (this._isOpen()) this._send({ type: "leave", room });
+    if (this._carrier() === "ws") this._send({ type: "leave", room });
+    else if (this.stream) this._reopenStreamSoon();
   }
 
   /** Record that the page shows message `id` (e.g. loaded over REST), moving the resume point. */
@@ -155,10 +183,13 @@ export class ChatSocket {
     return this.rooms.get(room)?.lastId ?? null;
   }
 
-  /** Queue a message; it is sent now if possible, else after the next (re)join. Returns its client_id. */
-  send(room, body) {
+  /**
+   * Queue a message (a reply when `replyTo` is a message id); it is sent now if possible, else
+   * after the next (re)join. Returns its client_id.
+   */
+  send(room, body, { replyTo = null } = {}) {
     const clientId = newClientId();
-    this.outbox.set(clientId, { room, body, clientId, sent: false });
+    this.outbox.set(clientId, { room, body, clientId, replyTo, sent: false });
     this._flush(room);
     return clientId;
   }
@@ -173,12 +204,40 @@ export class ChatSocket {
   }
 
   typing(room) {
-    if (this._isOpen() && this.rooms.get(room)?.state === "joined") this._send({ type: "typing", room });
+    if (this._carrier() && this.rooms.get(room)?.state === "joined") this._send({ type: "typing", room });
+  }
+
+  /** Advance the read marker (`read` frame, or its REST call while streaming); sent once joined. */
+  read(room, lastReadId) {
+    if (!(lastReadId > (this.pendingReads.get(room) ?? 0))) return;
+    this.pendingReads.set(room, lastReadId);
+    this._flushRead(room);
+  }
+
+  /** Add (or with `remove`, take back) the user's reaction; refusals arrive as `error` events. */
+  react(room, messageId, emoji, { remove = false } = {}) {
+    const frame = { type: "react", room, message_id: messageId, emoji };
+    if (remove) frame.remove = true;
+    if (this._carrier()) this._send(frame);
+    else this._emit("error", { type: "error", code: "offline", detail: "Not connected: try again in a moment." });
+  }
+
+  /** "ws" or "sse": what carries the protocol now (null while neither is connected). */
+  _carrier() {
+    if (this._isOpen()) return "ws";
+    if (this.stream?.isOpen) return "sse";
+    return null;
   }
 
   /** Skip the rest of the backoff wait (a "Retry now" button, the browser going online). */
   retryNow() {
-    if (this.stopped || this.ws || this.state === "offline") return;
+    if (this.stopped || this.state === "offline") return;
+    if (this.stream && !this.stream.isOpen && this.streamTimer !== null) {
+      clearTimeout(this.streamTimer);
+      this.streamTimer = null;
+      this._openStream();
+    }
+    if (this.ws || this.options.transport === "sse") return;
     this._clearRetry();
     this._connect();
   }
@@ -191,12 +250,13 @@ export class ChatSocket {
 
   _setState(state, extra = {}) {
     this.state = state;
-    this._emit("status", { state, ...extra });
+    this._emit("status", { state, transport: this.transport, ...extra });
   }
 
   _connect() {
     this._clearRetry();
-    this._setState("connecting", { attempt: this.attempt });
+    // While the stream carries the protocol, a WebSocket attempt is a silent probe.
+    if (this.transport === "ws") this._setState("connecting", { attempt: this.attempt });
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -211,6 +271,12 @@ export class ChatSocket {
       opened = true;
       this.openedAt = Date.now();
       this.failuresWithoutOpen = 0;
+      this.probeAttempt = 0;
+      if (this.transport === "sse" || this.stream) {
+        // The WebSocket is back: it takes over from the stream.
+        this._stopStream();
+        this.transport = "ws";
+      }
       this._startHeartbeat();
       this.joinQueue = [];
       for (const [room, state] of this.rooms) {
@@ -243,17 +309,49 @@ export class ChatSocket {
     if (ws) this._detach(ws);
     this.ws = null;
     this._stopHeartbeat();
+    this._emit("close", { code, reason, wasOpen });
+    if (this.stopped) return;
+    if (this.transport === "sse") {
+      // A failed probe: the stream carries on; try again later, backing off.
+      if (FINAL_CLOSE_CODES.has(code)) {
+        this._final(code);
+        return;
+      }
+      this._scheduleProbe();
+      return;
+    }
     this.joinQueue = [];
     for (const state of this.rooms.values()) state.state = "idle";
     for (const entry of this.outbox.values()) entry.sent = false;
-    this._emit("close", { code, reason, wasOpen });
-    if (this.stopped) return;
     if (FINAL_CLOSE_CODES.has(code)) {
-      this._setState("offline", { reason: FINAL_CLOSE_CODES.get(code), code });
+      this._final(code);
       return;
     }
     if (wasOpen && Date.now() - this.openedAt >= this.options.stableAfterMs) this.attempt = 0;
     if (!wasOpen) this.failuresWithoutOpen += 1;
+    if (!wasOpen && this.failuresWithoutOpen >= this.options.fallbackAfter) {
+      if (!this.options.reachable) {
+        this._startStream();
+        return;
+      }
+      // Only if HTTP gets through: then something on the way refuses WebSockets (a proxy, a
+      // firewall). A server that is down or restarting refuses both; keep retrying the socket.
+      this.options.reachable().then(
+        (ok) => {
+          if (ok && !this.stopped && !this._isOpen() && this.transport === "ws" && this.state !== "offline") {
+            this._clearRetry();
+            if (this.ws) {
+              const pending = this.ws;
+              this.ws = null;
+              this._detach(pending);
+              pending.close();
+            }
+            this._startStream();
+          }
+        },
+        () => {},
+      );
+    }
     // A refused handshake looks like any network failure; from the second one in a row, ask
     // whether the session is gone, so a logged-out page stops retrying and says why. (One
     // request per attempt, and attempts are already spaced by the backoff.)
@@ -281,6 +379,120 @@ export class ChatSocket {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.retryAt = null;
+  }
+
+  _final(code) {
+    this._clearRetry();
+    this._stopStream();
+    this._setState("offline", { reason: FINAL_CLOSE_CODES.get(code), code });
+  }
+
+  // ----- the fallback stream ------------------------------------------------------------
+
+  _startStream() {
+    this.transport = "sse";
+    this.stream = new ChatStream(
+      {
+        onOpen: () => this._streamOpened(),
+        onFrame: (frame) => this._handle(frame),
+        onClose: (event) => this._streamClosed(event),
+        onUnsent: (clientId) => {
+          const entry = this.outbox.get(clientId);
+          if (entry) entry.sent = false; // sent again when the stream is back
+        },
+      },
+      { base: this.options.streamBase },
+    );
+    this._openStream();
+    if (this.options.transport !== "sse") this._scheduleProbe();
+  }
+
+  _openStream() {
+    if (!this.stream || this.stopped) return;
+    this.streamTimer = null;
+    this.joinQueue = [];
+    const rooms = [];
+    const lastIds = new Map();
+    for (const [room, state] of this.rooms) {
+      state.state = "joining";
+      rooms.push(room);
+      this.joinQueue.push(room);
+      lastIds.set(room, state.lastId);
+    }
+    for (const entry of this.outbox.values()) entry.sent = false;
+    this._setState("connecting");
+    this.stream.open(rooms, lastIds);
+  }
+
+  /** Rooms joined or left while streaming: the stream's room list changes, so reopen it once. */
+  _reopenStreamSoon() {
+    if (this.reopenQueued) return;
+    this.reopenQueued = true;
+    queueMicrotask(() => {
+      this.reopenQueued = false;
+      // Not while waiting to retry: that attempt will list every room anyway.
+      if (this.stream && this.streamTimer === null && !this.stopped) this._openStream();
+    });
+  }
+
+  _streamOpened() {
+    this.streamOpenedAt = Date.now();
+    this.streamFailures = 0;
+    this._setState("live");
+  }
+
+  _streamClosed({ code, wasOpen }) {
+    for (const state of this.rooms.values()) state.state = "idle";
+    this.joinQueue = [];
+    if (this.stopped || !this.stream) return;
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this._final(code);
+      return;
+    }
+    if (wasOpen && Date.now() - this.streamOpenedAt >= this.options.stableAfterMs) this.streamAttempt = 0;
+    if (!wasOpen) this.streamFailures += 1;
+    if (!wasOpen && this.options.authCheck && this.streamFailures >= 2) {
+      this.options.authCheck().then(
+        (ok) => {
+          if (ok === false && !this.stopped && this.stream && !this.stream.isOpen) {
+            this._clearRetry();
+            this._stopStream();
+            this._setState("offline", { reason: "unauthenticated" });
+          }
+        },
+        () => {},
+      );
+    }
+    const delay = backoffDelay(this.streamAttempt, this.options);
+    this.streamAttempt = Math.min(this.streamAttempt + 1, 30);
+    this.retryAt = Date.now() + delay;
+    this.streamTimer = setTimeout(() => this._openStream(), delay);
+    this._setState("reconnecting", { retryAt: this.retryAt, code });
+  }
+
+  _stopStream() {
+    if (this.streamTimer !== null) clearTimeout(this.streamTimer);
+    this.streamTimer = null;
+    const stream = this.stream;
+    this.stream = null;
+    if (stream) stream.close();
+    this.streamAttempt = 0;
+    this.streamFailures = 0;
+  }
+
+  /** The next background WebSocket attempt while streaming, spaced by its own backoff. */
+  _scheduleProbe() {
+    if (this.options.transport === "sse" || this.stopped) return;
+    this._clearRetry();
+    const delay = backoffDelay(this.probeAttempt, {
+      backoffBaseMs: this.options.probeBaseMs,
+      backoffMaxMs: this.options.probeMaxMs,
+    });
+    this.probeAttempt = Math.min(this.probeAttempt + 1, 30);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.stopped && !this.ws) this._connect();
+    }, delay);
   }
 
   _startHeartbeat() {
@@ -319,10 +531,12 @@ export class ChatSocket {
   }
 
   _send(frame) {
-    this.ws.send(JSON.stringify(frame));
+    if (this._isOpen()) this.ws.send(JSON.stringify(frame));
+    else if (this.stream?.isOpen) this.stream.send(frame);
   }
 
   _sendJoin(room) {
+    if (!this._isOpen()) return; // while streaming, the stream's room list is the join
     const state = this.rooms.get(room);
     const frame = { type: "join", room };
     if (state.lastId !== null) frame.after = state.lastId;
@@ -332,12 +546,22 @@ export class ChatSocket {
   }
 
   _flush(room) {
-    if (!this._isOpen() || this.rooms.get(room)?.state !== "joined") return;
+    if (!this._carrier() || this.rooms.get(room)?.state !== "joined") return;
     for (const entry of this.outbox.values()) {
       if (entry.room !== room || entry.sent) continue;
       entry.sent = true;
-      this._send({ type: "message", room, body: entry.body, client_id: entry.clientId });
+      const frame = { type: "message", room, body: entry.body, client_id: entry.clientId };
+      if (entry.replyTo != null) frame.reply_to = entry.replyTo;
+      this._send(frame);
     }
+    this._flushRead(room);
+  }
+
+  _flushRead(room) {
+    const lastReadId = this.pendingReads.get(room);
+    if (lastReadId === undefined || !this._carrier() || this.rooms.get(room)?.state !== "joined") return;
+    this.pendingReads.delete(room);
+    this._send({ type: "read", room, last_read_id: lastReadId });
   }
 
   // ----- inbound frames -----------------------------------------------------------------
@@ -406,9 +630,12 @@ export class ChatSocket {
       });
       return;
     }
-    if (this.joinQueue.length && (frame.code === "not_found" || frame.code === "forbidden")) {
-      // Joins are answered in order: an error without client_id answers the oldest open join.
-      const room = this.joinQueue.shift();
+    if (this.joinQueue.length && frame.message_id === undefined && (frame.code === "not_found" || frame.code === "forbidden")) {
+      // Joins are answered in order: an error without client_id answers the oldest open join
+      // (the stream names the room; a socket's answer is matched by order).
+      const named = typeof frame.room === "string" && this.joinQueue.includes(frame.room);
+      const room = named ? frame.room : this.joinQueue.shift();
+      if (named) this.joinQueue = this.joinQueue.filter((slug) => slug !== room);
       this.rooms.delete(room);
       this._emit("join-error", { room, code: frame.code, detail: frame.detail });
       return;

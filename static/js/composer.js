@@ -1,19 +1,30 @@
 /**
  * The chat page's composer: Enter sends, Shift+Enter adds a line, typing notices are throttled,
  * and the composer can be locked with a reason that the user reads (muted, banned, rate limited,
- * slow mode), either until lifted or with a countdown after which it unlocks itself.
+ * slow mode), either until lifted or with a countdown after which it unlocks itself. A reply
+ * target ("Replying to bob: …", cancelled with Escape or its button) goes with the next message.
  */
 
 export class Composer {
   /**
-   * @param {object} parts {form, input, send, status}
-   * @param {object} options {maxBodyChars, typingIntervalSeconds, onSend(body), onTyping()}
+   * @param {object} parts {form, input, send, status, reply: {banner, text, cancel}}
+   * @param {object} options {maxBodyChars, typingIntervalSeconds, onSend(body, {replyTo}), onTyping()}
    */
-  constructor({ form, input, send, status }, options) {
-    Object.assign(this, { form, input, sendButton: send, status, options });
+  constructor({ form, input, send, status, reply }, options) {
+    Object.assign(this, { form, input, sendButton: send, status, reply, options });
     this.lockState = null; // {kind, permanent, timer}
     this.lastTypingSent = 0;
+    this.replyTo = null; // the message being replied to
+    reply?.cancel.addEventListener("click", () => {
+      this.clearReply();
+      this.input.focus();
+    });
     input.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented) return; // taken by the @ completion list
+      if (event.key === "Escape" && this.replyTo) {
+        this.clearReply();
+        return;
+      }
       if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
       if (event.altKey || event.ctrlKey || event.metaKey) return;
       event.preventDefault();
@@ -46,7 +57,37 @@ export class Composer {
     }
     this.input.value = "";
     this.showStatus("");
-    this.options.onSend(body);
+    const replyTo = this.replyTo?.id ?? null;
+    this.clearReply();
+    this.options.onSend(body, { replyTo });
+  }
+
+  /** Reply to `message` with the next message sent; the banner says to whom. */
+  setReply(message) {
+    this.replyTo = message;
+    if (this.reply) {
+      const excerpt = message.body_text ?? "";
+      this.reply.text.textContent = `Replying to ${message.author.username}${excerpt ? `: ${excerpt}` : ""}`;
+      this.reply.banner.hidden = false;
+    }
+    this.input.focus();
+  }
+
+  clearReply() {
+    this.replyTo = null;
+    if (this.reply) this.reply.banner.hidden = true;
+  }
+
+  /** Insert text at the caret (a mention from the user menu). */
+  insertAtCaret(text) {
+    const { input } = this;
+    const start = input.selectionStart ?? input.value.length;
+    const end = input.selectionEnd ?? start;
+    const before = input.value.slice(0, start);
+    const spacer = before && !/\s$/.test(before) ? " " : "";
+    input.setRangeText(`${spacer}${text}`, start, end, "end");
+    input.focus();
+    input.dispatchEvent(new Event("input"));
   }
 
   /** Put refused text back so nothing typed is lost (before anything typed since). */

@@ -175,3 +175,82 @@ export function startReport(entry, button) {
     }
   });
 }
+
+// ----- reactions, replies and the user menu (CONTRACT §5) ---------------------------------
+
+/** The picker's emoji: the ones chat users reach for most (Slack's and Zulip's defaults). */
+export const COMMON_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
+
+/** Close any open popup (picker, user menu) and return the focus to its button. */
+export function closePopups({ restoreFocus = true } = {}) {
+  for (const popup of document.querySelectorAll(".popup")) {
+    const opener = popup.opener;
+    popup.remove();
+    opener?.setAttribute("aria-expanded", "false");
+    if (restoreFocus && opener?.isConnected) opener.focus();
+  }
+}
+
+/** A small popup after `button` with one button per choice; arrows move, Escape closes. */
+function openPopup(button, { label, className, choices }) {
+  const wasOpen = button.getAttribute("aria-expanded") === "true";
+  closePopups({ restoreFocus: false });
+  if (wasOpen) return null;
+  const popup = element("div", { className: `popup ${className}` });
+  popup.setAttribute("role", "group");
+  popup.setAttribute("aria-label", label);
+  popup.opener = button;
+  const buttons = choices.map(({ text, ariaLabel, onChoose }) => {
+    const choice = element("button", { type: "button", textContent: text });
+    if (ariaLabel) choice.setAttribute("aria-label", ariaLabel);
+    choice.addEventListener("click", () => {
+      closePopups();
+      onChoose();
+    });
+    return choice;
+  });
+  popup.append(...buttons);
+  popup.addEventListener("keydown", (event) => {
+    const index = buttons.indexOf(document.activeElement);
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closePopups();
+    } else if (["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"].includes(event.key) && index >= 0) {
+      event.preventDefault();
+      const step = event.key === "ArrowRight" || event.key === "ArrowDown" ? 1 : -1;
+      buttons[(index + step + buttons.length) % buttons.length].focus();
+    }
+  });
+  button.setAttribute("aria-expanded", "true");
+  button.after(popup);
+  buttons[0]?.focus();
+  return popup;
+}
+
+/**
+ * The emoji picker of a row's "React" button.
+ * @param {(emoji: string) => void} onPick called with the chosen emoji
+ */
+export function openReactionPicker(entry, button, { onPick, hasMine }) {
+  return openPopup(button, {
+    label: `Reactions for the message by ${entry.message.author.username}`,
+    className: "emoji-picker",
+    choices: COMMON_EMOJI.map((emoji) => ({
+      text: emoji,
+      ariaLabel: hasMine(emoji) ? `${emoji} (yours: take it back)` : `React with ${emoji}`,
+      onChoose: () => onPick(emoji),
+    })),
+  });
+}
+
+/** What a click on another user's name offers: a direct message, a mention. */
+export function openUserMenu(username, button, { onDirectMessage, onMention }) {
+  return openPopup(button, {
+    label: `Actions for ${username}`,
+    className: "user-menu",
+    choices: [
+      { text: `Message ${username} directly`, onChoose: () => onDirectMessage(username) },
+      { text: `Mention @${username}`, onChoose: () => onMention(username) },
+    ],
+  });
+}

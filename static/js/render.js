@@ -108,3 +108,11 @@ export function formatTime(iso, now = new Date()) {
   const sameDay = date.toDateString() === now.toDateString();
   return { short: (sameDay ? timeFormat : dayTimeFormat).format(date), full: fullFormat.format(date) };
 }
+
+/** The words of a sanitised body on one line, for previews and quotes (set with textContent). */
+export function plainText(html, max = 120, doc = document) {
+  const template = doc.createElement("template");
+  template.innerHTML = typeof html === "string" ? html : ""; // inert: nothing of it is inserted
+  const text = template.content.textContent.replace(/\s+/g, " ").trim();
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

@@ -217,3 +217,72 @@ def send(page, text: str) -> None:
 
 def wait_for_message(page, text: str, timeout: float = 10_000) -> None:
     message_items(page, text).first.wait_for(timeout=timeout)
+
+
+# ----- one browser and one server per module ------------------------------------------------
+# Starting Chromium and daphne costs seconds; the conversation and fallback modules share one of
+# each across their tests. Data stays per test (transactional_db flushes it; the server keeps no
+# connection open between requests, CONN_MAX_AGE=0), and every test uses fresh browser contexts.
+
+
+@pytest.fixture(scope="module")
+def shared_browser():
+    """Chromium for a whole module; Django's async-safety check is lifted as in `browser`."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"SKIPPED LOUDLY: no chromium at {CHROMIUM}")
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+        connections.close_all()
+
+
+@pytest.fixture(scope="module")
+def shared_server(django_db_setup, django_db_blocker):
+    """One daphne for a module, against the test database (made by django_db_setup)."""
+    from tests.support.servers import DaphneProcess
+
+    server = DaphneProcess(env={"DJANGO_ALLOW_ASYNC_UNSAFE": ""}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shared_contexts(shared_browser, transactional_db):
+    """Browser contexts of the shared browser for one test (closed after it); `make(user)` signs in."""
+    contexts = []
+
+    def make(user=None, **options):
+        options.setdefault("viewport", {"width": 1100, "height": 750})
+        context = shared_browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        if user is not None:
+            context.add_cookies([session_cookie_for(user)])
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def chat_page(shared_server, shared_contexts):
+    """Open a chat page of the shared server as `user`, waiting until its room is joined."""
+
+    def open_page(user, slug, *, query: str = "", wait_live: bool = True, context=None, **context_options):
+        context = context or shared_contexts(user, **context_options)
+        page = context.new_page()
+        watch(page)
+        page.goto(f"{shared_server.http_url}/rooms/{slug}/{query}")
+        if wait_live:
+            page.wait_for_selector("#connection[data-state=live]")
+            wait_until(page, "window.chatPage?.socket.rooms.get(window.chatPage.config.room)?.state === 'joined'")
+        return page
+
+    return open_page

@@ -1,5 +1,7 @@
 """The browser client's modules in Chromium, without a server: chat-socket.js against a scripted
-fake WebSocket (reconnect, resume, de-duplication, outbox, heartbeat) and render.js's safe HTML.
+fake WebSocket (reconnect, resume, de-duplication, outbox, heartbeat), its fallback to a fake
+EventSource with REST posts through a fake fetch (CONTRACT §6), the pure helpers of the message
+list (reactions, versions) and of @ completion, and render.js's safe HTML.
 
 The files are served from static/ by Playwright's request routing at a made-up origin.
 """
@@ -24,13 +26,19 @@ HARNESS = """<!doctype html><meta charset="utf-8"><title>harness</title>
 <script type="module">
 import * as socketModule from "/static/js/chat-socket.js";
 import * as render from "/static/js/render.js";
+import * as streamModule from "/static/js/chat-stream.js";
+import * as listModule from "/static/js/message-list.js";
+import * as mentionModule from "/static/js/mention-complete.js";
 window.socketModule = socketModule;
 window.render = render;
+window.streamModule = streamModule;
+window.listModule = listModule;
+window.mentionModule = mentionModule;
 window.harnessReady = true;
 </script>"""
 
 # A WebSocket stand-in the test drives: open, deliver frames, drop with a close code.
-FAKE_WEBSOCKET = """
+FAKE_WEBSOCKET = r"""
 window.sockets = [];
 class FakeWebSocket {
   constructor(url) { this.url = url; this.readyState = 0; this.sent = []; window.sockets.push(this); }
@@ -46,9 +54,33 @@ class FakeWebSocket {
 }
 FakeWebSocket.CONNECTING = 0; FakeWebSocket.OPEN = 1; FakeWebSocket.CLOSING = 2; FakeWebSocket.CLOSED = 3;
 window.WebSocket = FakeWebSocket;
+
+// An EventSource stand-in: the test opens it, emits named events, fails it.
+window.streams = [];
+class FakeEventSource extends EventTarget {
+  constructor(url) { super(); this.url = url; this.readyState = 0; this.closed = false; window.streams.push(this); }
+  close() { this.closed = true; this.readyState = 2; }
+  serverOpen() { this.readyState = 1; this.onopen && this.onopen(new Event("open")); }
+  serverEvent(type, frame) { this.dispatchEvent(new MessageEvent(type, { data: JSON.stringify(frame) })); }
+  serverFail() { this.dispatchEvent(new Event("error")); }
+}
+window.EventSource = FakeEventSource;
+
+// fetch stand-in: records calls, answers from window.answer(method, path, body) -> [status, json].
+window.requests = [];
+window.answer = () => [404, { code: "not_found", detail: "no fake answer" }];
+window.fetch = async (url, init = {}) => {
+  const body = init.body ? JSON.parse(init.body) : null;
+  const request = { method: init.method ?? "GET", path: String(url).replace(/^\/api\/v1\//, ""), body };
+  window.requests.push(request);
+  const [status, data] = window.answer(request.method, request.path, body);
+  return new Response(status === 204 ? null : JSON.stringify(data), {
+    status, headers: { "Content-Type": "application/json" },
+  });
+};
 window.record = (socket) => {
   const events = [];
-  for (const type of ["status", "joined", "message", "sent", "send-error", "join-error", "resync", "presence"]) {
+  for (const type of ["status", "joined", "message", "sent", "send-error", "join-error", "resync", "presence", "read_state"]) {
     socket.on(type, (detail) => events.push({ type, detail }));
   }
   return events;
@@ -377,3 +409,193 @@ def test_a_flapping_server_meets_growing_delays_but_a_restart_is_retried_at_once
     assert len(delays) == 5
     for delay, ceiling in zip(delays, ceilings, strict=False):
         assert ceiling / 2 - 5 <= delay <= ceiling + 5, (delays, ceilings)
+
+
+MESSAGE = "{{id: {id}, room: 'lobby', author: {{id: 1, username: 'a'}}, body: '{body}', created: '2026-01-01T00:00:00Z', edited: null, client_id: {client_id}}}"
+FALLBACK = "{backoffBaseMs: 10, backoffMaxMs: 40, probeBaseMs: 30, probeMaxMs: 60, url: 'ws://harness.test/ws/chat/'}"
+
+
+def test_three_failed_opens_switch_to_the_stream_which_posts_by_rest(harness):
+    """After three WebSocket handshakes fail, the stream opens with the resume cursor, the banner
+    state says `sse`, a message goes out as a REST POST with its client_id and the answer
+    acknowledges it; a read goes out as POST read/."""
+    result = harness.evaluate(
+        f"""async () => {{
+        answer = (method, path, body) => path === "rooms/lobby/messages/"
+            ? [201, {MESSAGE.format(id=8, body="hi", client_id="body.client_id")}]
+            : path === "rooms/lobby/read/" ? [200, {{room: "lobby", last_read_id: 8, unread_count: 0, mention_count: 0}}]
+            : [404, {{}}];
+        const socket = new socketModule.ChatSocket({FALLBACK});
+        const events = record(socket);
+        socket.join("lobby", {{after: 5}});
+        socket.start();
+        for (let n = 0; n < 3; n += 1) {{
+            await until(() => sockets.length === n + 1);
+            sockets[n].serverClose(1006);
+        }}
+        await until(() => streams.length === 1);
+        const stream = streams[0];
+        stream.serverOpen();
+        stream.serverEvent("joined", {{type: "joined", room: "lobby", last_id: 7, online: ["a"], version: 3}});
+        stream.serverEvent("message", {{type: "message", message: {MESSAGE.format(id=7, body="missed", client_id="null")}}});
+        const clientId = socket.send("lobby", "hi");
+        await until(() => events.some((e) => e.type === "sent"));
+        socket.read("lobby", 8);
+        await until(() => events.some((e) => e.type === "read_state"));
+        const live = events.filter((e) => e.type === "status").at(-1).detail;
+        return {{
+            url: stream.url, live, clientId,
+            posts: requests.filter((r) => r.method === "POST").map((r) => [r.path, r.body]),
+            messages: events.filter((e) => e.type === "message").map((e) => e.detail.message.id),
+            socketsBeforeProbe: 3,
+        }};
+    }}"""
+    )
+    assert result["url"] == "/api/v1/stream/?rooms=lobby&after=lobby%3A5"
+    assert result["live"]["state"] == "live" and result["live"]["transport"] == "sse"
+    assert result["posts"] == [
+        ["rooms/lobby/messages/", {"body": "hi", "client_id": result["clientId"]}],
+        ["rooms/lobby/read/", {"last_read_id": 8}],
+    ]
+    assert result["messages"] == [7, 8]
+
+
+def test_a_websocket_that_opens_again_takes_over_from_the_stream(harness):
+    """While streaming, WebSockets are retried in the background; the first that opens closes the
+    stream and rejoins with after = the newest id the stream delivered."""
+    result = harness.evaluate(
+        f"""async () => {{
+        const socket = new socketModule.ChatSocket({FALLBACK});
+        const events = record(socket);
+        socket.join("lobby", {{after: 5}});
+        socket.start();
+        for (let n = 0; n < 3; n += 1) {{
+            await until(() => sockets.length === n + 1);
+            sockets[n].serverClose(1006);
+        }}
+        await until(() => streams.length === 1);
+        streams[0].serverOpen();
+        streams[0].serverEvent("joined", {{type: "joined", room: "lobby", last_id: 9, online: []}});
+        streams[0].serverEvent("message", {{type: "message", message: {MESSAGE.format(id=9, body="x", client_id="null")}}});
+        // A failed probe leaves the stream alone; the next one opens.
+        await until(() => sockets.length === 4);
+        sockets[3].serverClose(1006);
+        const streamAfterFailedProbe = !streams[0].closed;
+        await until(() => sockets.length === 5);
+        sockets[4].serverOpen();
+        const last = events.filter((e) => e.type === "status").at(-1).detail;
+        return {{streamAfterFailedProbe, closed: streams[0].closed, join: sockets[4].sent[0], last, streams: streams.length}};
+    }}"""
+    )
+    assert result["streamAfterFailedProbe"] is True
+    assert result["closed"] is True and result["streams"] == 1
+    assert result["join"] == {"type": "join", "room": "lobby", "after": 9}
+    assert result["last"]["state"] == "live" and result["last"]["transport"] == "ws"
+
+
+def test_forced_stream_never_opens_a_websocket_and_reopens_with_the_cursor(harness):
+    """With transport "sse" no WebSocket is tried; a dropped stream reopens with after = the
+    newest id per room, and a refused post comes back as send-error with the server's code."""
+    result = harness.evaluate(
+        f"""async () => {{
+        answer = () => [429, {{code: "rate_limited", detail: "slow down", retry_after: 2}}];
+        const socket = new socketModule.ChatSocket({{...{FALLBACK}, transport: "sse"}});
+        const events = record(socket);
+        socket.join("lobby");
+        socket.join("other", {{after: 2}});
+        socket.start();
+        await until(() => streams.length === 1);
+        streams[0].serverOpen();
+        streams[0].serverEvent("joined", {{type: "joined", room: "lobby", last_id: 4, online: []}});
+        streams[0].serverEvent("error", {{type: "error", code: "not_found", detail: "No room.", room: "other"}});
+        streams[0].serverEvent("message", {{type: "message", message: {MESSAGE.format(id=4, body="x", client_id="null")}}});
+        socket.send("lobby", "too fast");
+        await until(() => events.some((e) => e.type === "send-error"));
+        streams[0].serverFail();
+        await until(() => streams.length === 2);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const failed = events.find((e) => e.type === "send-error").detail;
+        return {{
+            first: streams[0].url, second: streams[1].url, sockets: sockets.length,
+            joinError: events.find((e) => e.type === "join-error")?.detail.room,
+            failed: [failed.code, failed.retryAfter, failed.body],
+        }};
+    }}"""
+    )
+    assert result["sockets"] == 0
+    assert result["first"] == "/api/v1/stream/?rooms=lobby%2Cother&after=other%3A2"
+    assert result["joinError"] == "other"
+    assert result["second"] == "/api/v1/stream/?rooms=lobby&after=lobby%3A4"
+    assert result["failed"] == ["rate_limited", 2, "too fast"]
+
+
+def test_a_site_ban_on_the_stream_stops_everything(harness):
+    """`event: close` with 4003 ends the stream for good: offline, banned, no reconnect."""
+    result = harness.evaluate(
+        f"""async () => {{
+        const socket = new socketModule.ChatSocket({{...{FALLBACK}, transport: "sse"}});
+        const events = record(socket);
+        socket.join("lobby");
+        socket.start();
+        streams[0].serverOpen();
+        streams[0].serverEvent("close", {{code: 4003}});
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const last = events.filter((e) => e.type === "status").at(-1).detail;
+        return {{streams: streams.length, state: last.state, reason: last.reason}};
+    }}"""
+    )
+    assert result == {"streams": 1, "state": "offline", "reason": "banned"}
+
+
+def test_reaction_frames_update_counts_and_users(harness):
+    """A `reaction` frame sets the emoji's count from the frame, adds or removes the user, drops
+    an emoji at zero, and keeps first-use order."""
+    result = harness.evaluate(
+        """() => {
+        const apply = listModule.applyReaction;
+        let r = [{emoji: "👍", count: 1, users: ["a"]}];
+        r = apply(r, {emoji: "🎉", user: "b", added: true, count: 1});
+        r = apply(r, {emoji: "👍", user: "b", added: true, count: 2});
+        const both = JSON.parse(JSON.stringify(r));
+        r = apply(r, {emoji: "👍", user: "a", added: false, count: 1});
+        r = apply(r, {emoji: "🎉", user: "b", added: false, count: 0});
+        return {both, after: r};
+    }"""
+    )
+    assert result["both"] == [
+        {"emoji": "👍", "count": 2, "users": ["a", "b"]},
+        {"emoji": "🎉", "count": 1, "users": ["b"]},
+    ]
+    assert result["after"] == [{"emoji": "👍", "count": 1, "users": ["b"]}]
+
+
+def test_versions_order_changes_and_edit_times_do_without_them(harness):
+    """A state with a lower version never replaces a higher one; without versions, edit times decide."""
+    result = harness.evaluate(
+        """() => {
+        const n = listModule.isNotOlder;
+        return [
+            n({version: 5}, {version: 4}), n({version: 4}, {version: 5}), n({version: 5}, {version: 5}),
+            n({edited: "2026-01-01T00:00:02Z"}, {edited: "2026-01-01T00:00:01Z"}),
+            n({edited: null}, {edited: "2026-01-01T00:00:01Z"}),
+        ];
+    }"""
+    )
+    assert result == [True, False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix"),
+    [("hi @al", "al"), ("@", ""), ("mail a@al", None), ("(@bo", "bo"), ("@@al", None), ("no mention", None)],
+)
+def test_mention_completion_starts_after_space_or_punctuation(harness, text, prefix):
+    """`@` opens completion at the start or after whitespace/punctuation other than `@`, never inside a word."""
+    assert harness.evaluate("(text) => mentionModule.mentionPrefix(text, text.length)", text) == prefix
+
+
+def test_mention_completion_offers_matching_names_but_not_oneself(harness):
+    """Names starting with the prefix, case-insensitively, shortest first, without the viewer."""
+    names = harness.evaluate(
+        """() => mentionModule.matchingNames(["alice", "Alfred", "bob", "al", "alice", "me"], "AL", "me")"""
+    )
+    assert names == ["al", "alice", "Alfred"]
