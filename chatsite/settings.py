@@ -292,6 +292,11 @@ CHAT_MAX_POSTS_IN_FLIGHT = env.int("CHAT_MAX_POSTS_IN_FLIGHT", default=256)
 CHAT_BATCH_MAX_POSTS = env.int("CHAT_BATCH_MAX_POSTS", default=128)
 CHAT_BATCH_WAIT_SECONDS = env.float("CHAT_BATCH_WAIT_SECONDS", default=0.002)
 CHAT_HEARTBEAT_SECONDS = env.int("CHAT_HEARTBEAT_SECONDS", default=10)
+# Connection caps (docs/realtime.md "Limits"): rooms one socket may have joined, sockets one user
+# may hold open on one process, and joins per socket (capacity, window seconds; leave/join churn).
+CHAT_MAX_ROOMS_PER_SOCKET = env.int("CHAT_MAX_ROOMS_PER_SOCKET", default=100)
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
+CHAT_JOIN_RATE = (env.int("CHAT_JOIN_BURST", default=20), env.float("CHAT_JOIN_WINDOW_SECONDS", default=10.0))
 # The event stream's `: ping` comment (CONTRACT §6: at least every 15 s); tests make it short.
 CHAT_SSE_PING_SECONDS = env.float("CHAT_SSE_PING_SECONDS", default=15.0)
 # A socket or stream with more than this many bytes waiting for the client is closed (§6 slow readers).

@@ -23,6 +23,7 @@ CLOSE_BANNED = 4003  # banned site-wide
 CLOSE_FLOOD = 4008  # too many bad frames
 CLOSE_SLOW_READER = 4009  # too much waiting to be read; reconnect and resume with `after`
 CLOSE_SHUTTING_DOWN = 4012  # the process is stopping; reconnect (elsewhere) and resume
+CLOSE_TOO_MANY_CONNECTIONS = 4029  # the user already holds CHAT_MAX_SOCKETS_PER_USER sockets here
 
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 CLIENT_ID_MAX = 64

@@ -36,7 +36,30 @@ def rule_for(action: str) -> Rule:
         # One typing notice per interval, with a little burst.
         interval = settings.CHAT_TYPING_INTERVAL_SECONDS
         return Rule(capacity=2, window_seconds=2 * interval)
+    if action == "join":
+        return Rule(*settings.CHAT_JOIN_RATE)
     raise ValueError(f"no rate rule for action {action!r}; add one to rooms.ratelimit.rule_for")
+
+
+class LocalBucket:
+    """A token bucket held by one connection (per-socket throttles: no other process shares it)."""
+
+    __slots__ = ("_rule", "_tokens", "_ts")
+
+    def __init__(self, rule: Rule) -> None:
+        self._rule = rule
+        self._tokens = float(rule.capacity)
+        self._ts = time.monotonic()
+
+    def take(self, action: str) -> None:
+        """Take a token, or raise RateLimited with the seconds until one is back."""
+        now = time.monotonic()
+        rate = self._rule.refill_per_second
+        self._tokens = min(self._rule.capacity, self._tokens + (now - self._ts) * rate)
+        self._ts = now
+        if self._tokens < 1:
+            raise _refusal(action, self._rule, (1 - self._tokens) / rate)
+        self._tokens -= 1
 
 
 # KEYS[1] bucket; ARGV capacity, refill/s, now, cost. Returns {allowed, retry_after*1000}.

@@ -33,6 +33,7 @@ from rooms.posting import PostOutcome, PostRequest
 from rooms.protocol import (
     CLOSE_FLOOD,
     CLOSE_SHUTTING_DOWN,
+    CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNAUTHENTICATED,
     FrameError,
     JoinFrame,
@@ -50,6 +51,7 @@ from rooms.protocol import (
     pong_frame,
     resync_frame,
 )
+from rooms.ratelimit import LocalBucket, rule_for
 from rooms.realtime.db import db_call
 from rooms.realtime.hub import Hub, get_hub
 from rooms.realtime.writer import Frame, daphne_protocol, write_frame
@@ -61,6 +63,7 @@ logger = logging.getLogger("chatsite.ws")
 
 FLOOD_CODES = {"bad_request", "too_large"}
 UNAVAILABLE_RETRY_SECONDS = 1.0
+OVERLOAD_CONNECT_RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -132,6 +135,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.HANDSHAKES_REFUSED.labels(reason="shutting_down").inc()
             await self.close(code=CLOSE_SHUTTING_DOWN)
             return
+        if len(hub.connections_by_user.get(user.id, ())) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            # Accepted only to say why (a refused handshake shows the client nothing but 403).
+            metrics.HANDSHAKES_REFUSED.labels(reason="too_many_connections").inc()
+            await self.accept()
+            limit = settings.CHAT_MAX_SOCKETS_PER_USER
+            await self.send(
+                text_data=dumps(
+                    error_frame(
+                        code="rate_limited",
+                        detail=f"At most {limit} open connections per user; close one (another tab?) and retry.",
+                        retry_after=OVERLOAD_CONNECT_RETRY_SECONDS,
+                    )
+                )
+            )
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
         await hub.start()
         self.user = user
         self.user_id = user.id
@@ -141,6 +160,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.room_ids: dict[str, int] = {}
         self.bad_frames: deque[float] = deque()
         self._posts_waiting = 0  # posts of this socket in the batcher
+        self._joins = LocalBucket(rule_for("join"))
         await self.accept()
         self.daphne_protocol = daphne_protocol(self.base_send)
         self.closed = False
@@ -222,6 +242,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def on_join(self, frame: JoinFrame) -> None:
+        if frame.room not in self.room_ids and len(self.subscriptions) >= settings.CHAT_MAX_ROOMS_PER_SOCKET:
+            limit = settings.CHAT_MAX_ROOMS_PER_SOCKET
+            raise Forbidden(f"At most {limit} rooms per connection; leave one first (or open another connection).")
+        self._joins.take("join")  # join/leave churn costs the server: throttled per socket
         room = await db_call(services.room_join_by_slug, user=self.user, slug=frame.room)
         subscription = self.subscriptions.get(room.id)
         if subscription is None:
@@ -236,8 +260,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             subscription.buffer = []  # a second join re-answers and replays like the first
         limit = settings.CHAT_REPLAY_LIMIT
-        last_id, replay = await db_call(selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1)
-        online = await self.hub.online(room.id)
+        try:
+            last_id, replay = await db_call(selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1)
+            online = await self.hub.online(room.id)
+        except BaseException:
+            # A join that fails half-way leaves nothing behind: a subscription left buffering
+            # would hold every later frame of the room forever. The client may join again.
+            self.subscriptions.pop(room.id, None)
+            self.room_ids.pop(room.slug, None)
+            await asyncio.shield(self.hub.unsubscribe(self, room.id))
+            raise
         await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online))
         if frame.after is None:
             subscription.last_sent = last_id
