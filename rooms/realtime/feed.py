@@ -61,6 +61,9 @@ class RoomFeed:
         # layer events and each heartbeat; the batch statement re-checks them under the room lock.
         self.slow_mode_seconds = 0
         self.muted_user_ids: set[int] = set()
+        # Who is online in the room (global, from presence), cached so a join costs no Redis read:
+        # loaded at the first join, kept by presence events, re-read every heartbeat.
+        self.online: set[str] | None = None
         self.is_ready = False
         self._early: list[FeedMessage] = []  # arrived while subscribing, before last_id was read
         self._pending: dict[int, FeedMessage] = {}  # prev_id -> message, waiting for the gap to close

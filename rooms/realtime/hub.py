@@ -209,6 +209,9 @@ class Hub:
         except BaseException:
             await self.unsubscribe(connection, room_id)
             raise
+        cached = self.feeds.get(room_id)
+        if cached is not None and cached.online is not None:
+            cached.online.add(connection.username)
         if presence_changed:
             await self.publish_presence(room_id=room_id, username=connection.username, online=True)
 
@@ -241,7 +244,15 @@ class Hub:
                     logger.warning("group_discard failed for room %s", room_id, exc_info=True)
 
     async def online(self, room_id: int) -> list[str]:
-        return await self.presence.online(room_id=room_id)
+        """Who is online in the room: the feed's cache, read from presence on its first use."""
+        feed = self.feeds.get(room_id)
+        if feed is not None and feed.online is not None:
+            return sorted(feed.online)
+        names = await self.presence.online(room_id=room_id)
+        feed = self.feeds.get(room_id)
+        if feed is not None and feed.online is None:
+            feed.online = set(names)
+        return names
 
     # ----- publishing ephemeral events ------------------------------------------------------
 
@@ -317,6 +328,11 @@ class Hub:
     async def _on_presence(self, event: events.Presence) -> None:
         feed = self.feeds.get(event.room_id)
         if feed is not None:
+            if feed.online is not None:
+                if event.online:
+                    feed.online.add(event.username)
+                else:
+                    feed.online.discard(event.username)
             feed.broadcast(presence_frame(room=feed.slug, user=event.username, online=event.online))
 
     async def _kick(self, room_id: int, user_id: int, reason: str) -> None:
@@ -443,6 +459,10 @@ class Hub:
                 for room_id in list(self.feeds):
                     for username in await self.presence.reap(room_id=room_id):
                         await self.publish_presence(room_id=room_id, username=username, online=False)
+                    feed = self.feeds.get(room_id)
+                    if feed is not None and feed.online is not None:
+                        # Presence events are hints like any layer event: the cache is re-read.
+                        feed.online = set(await self.presence.online(room_id=room_id))
                 if time.monotonic() - last_group_refresh > GROUP_REFRESH_SECONDS:
                     last_group_refresh = time.monotonic()
                     await self.layer.group_add(events.SITE_GROUP, self.channel)
