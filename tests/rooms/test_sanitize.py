@@ -6,6 +6,9 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from rooms.sanitize import sanitize_body
 
@@ -212,3 +215,32 @@ def test_concurrent_sanitising_in_threads_gives_each_text_its_own_result():
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(5):
             assert list(pool.map(sanitize_body, texts * 4)) == expected * 4
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=80))
+@hypothesis_settings(max_examples=1500, deadline=None)
+def test_the_plain_text_fast_path_gives_exactly_bleachs_output(text):
+    """Whenever the fast path applies, its output is exactly what bleach returns."""
+    from rooms import sanitize
+
+    if sanitize.is_plain(text):
+        assert sanitize.sanitize_body(text) == sanitize._new_cleaner().clean(text)
+
+
+@given(st.from_regex(r"[a-z ]{0,10}([.:/@][a-z]{0,6}){0,3}[ !?,]{0,3}", fullmatch=True))
+@hypothesis_settings(max_examples=800, deadline=None)
+def test_the_fast_path_on_text_that_looks_almost_like_links(text):
+    """Dots, colons, slashes and @ near letters: the fast path still agrees with bleach."""
+    from rooms import sanitize
+
+    if sanitize.is_plain(text):
+        assert sanitize.sanitize_body(text) == sanitize._new_cleaner().clean(text)
+
+
+def test_the_fast_path_takes_ordinary_chat_lines():
+    """Typical lines skip bleach; anything with markup, entities or links does not."""
+    from rooms.sanitize import is_plain
+
+    assert is_plain("hello there, how are you? fine!") and is_plain("see you at 5. ok")
+    for text in ("a <b>b</b>", "x & y", "go to example.com", "http://x", "a\r\nb", 'say "hi"'):
+        assert not is_plain(text), text
