@@ -120,6 +120,7 @@ export class ChatSocket {
     this.probeAttempt = 0;
     this.reopenQueued = false;
     this.pendingReads = new Map(); // room -> last_read_id not sent yet (sent once joined)
+    this.rest = null; // REST calls for read and react (either transport)
     this._onOnline = () => this.retryNow();
   }
 
@@ -207,19 +208,36 @@ export class ChatSocket {
     if (this._carrier() && this.rooms.get(room)?.state === "joined") this._send({ type: "typing", room });
   }
 
-  /** Advance the read marker (`read` frame, or its REST call while streaming); sent once joined. */
+  /**
+   * Advance the read marker, once the room is joined. Sent as its REST call on either transport
+   * (CONTRACT §5: the `read` frame and `POST read/` are the same action); the answer is handled
+   * as the `read_state` frame it equals, and the server sends that to the user's other sockets.
+   */
   read(room, lastReadId) {
     if (!(lastReadId > (this.pendingReads.get(room) ?? 0))) return;
     this.pendingReads.set(room, lastReadId);
     this._flushRead(room);
   }
 
-  /** Add (or with `remove`, take back) the user's reaction; refusals arrive as `error` events. */
+  /**
+   * Add (or with `remove`, take back) the user's reaction, as its REST call (the `react` frame's
+   * equal): refusals arrive as `error` events naming the message; the change as `reaction` frames.
+   */
   react(room, messageId, emoji, { remove = false } = {}) {
     const frame = { type: "react", room, message_id: messageId, emoji };
     if (remove) frame.remove = true;
-    if (this._carrier()) this._send(frame);
-    else this._emit("error", { type: "error", code: "offline", detail: "Not connected: try again in a moment." });
+    this._restCarrier().send(frame);
+  }
+
+  /** REST calls in the frames' shape, answered through the frame handler (see chat-stream.js). */
+  _restCarrier() {
+    this.rest ??= new ChatStream({
+      onOpen: () => {},
+      onClose: () => {},
+      onUnsent: () => {},
+      onFrame: (frame) => this._handle(frame),
+    });
+    return this.rest;
   }
 
   /** "ws" or "sse": what carries the protocol now (null while neither is connected). */
@@ -561,7 +579,7 @@ export class ChatSocket {
     const lastReadId = this.pendingReads.get(room);
     if (lastReadId === undefined || !this._carrier() || this.rooms.get(room)?.state !== "joined") return;
     this.pendingReads.delete(room);
-    this._send({ type: "read", room, last_read_id: lastReadId });
+    this._restCarrier().send({ type: "read", room, last_read_id: lastReadId });
   }
 
   // ----- inbound frames -----------------------------------------------------------------
