@@ -65,10 +65,12 @@ class Batcher:
         self,
         *,
         deliver_local: LocalDelivery,
+        origin: Callable[[], str | None] = lambda: None,
         store: Store = posts_store,
         send: Callable[[events.Event], Awaitable[None]] = events.send_async,
     ) -> None:
         self._deliver_local = deliver_local
+        self._origin = origin
         self._store = run_in_db_thread(store)
         self._send = send
         self._queue: list[_Queued] = []
@@ -129,7 +131,7 @@ class Batcher:
 
     def _complete(self, batch: list[_Queued], outcomes: list[PostOutcome]) -> None:
         """Deliver and answer in submission order, then hand the layer events to the sender."""
-        room_events = events.messages_created_events(outcomes)
+        room_events = events.messages_created_events(outcomes, origin=self._origin() or "")
         accepted_at = room_events[0].accepted_at if room_events else None
         for queued, outcome in zip(batch, outcomes, strict=True):
             if outcome.created and outcome.message is not None and outcome.payload is not None:

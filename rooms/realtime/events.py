@@ -73,6 +73,7 @@ class MessagesCreated(RoomEvent):
     messages: list[dict[str, Any]]
     prev_ids: list[int]
     accepted_at: float | None = None
+    origin: str = ""  # the sending hub's channel: it delivered these already and skips its copy
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ async def send_async(event: Event) -> None:
     metrics.LAYER_MESSAGES.labels(direction="send").inc()
 
 
-def messages_created_events(outcomes: Sequence[PostOutcome]) -> list[MessagesCreated]:
+def messages_created_events(outcomes: Sequence[PostOutcome], *, origin: str = "") -> list[MessagesCreated]:
     """One event per room for the new messages of a batch (rooms/posting.py), in id order."""
     by_room: dict[int, list[PostOutcome]] = {}
     for outcome in outcomes:
@@ -237,6 +238,7 @@ def messages_created_events(outcomes: Sequence[PostOutcome]) -> list[MessagesCre
             messages=[outcome.payload for outcome in items if outcome.payload is not None],
             prev_ids=[outcome.message.prev_id for outcome in items if outcome.message is not None],
             accepted_at=accepted_at,
+            origin=origin,
         )
         for room_id, items in by_room.items()
     ]

@@ -128,7 +128,7 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         self._join_numbers = itertools.count(1)
         self._presence_leaves: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
-        self.batcher = Batcher(deliver_local=self.offer_local)
+        self.batcher = Batcher(deliver_local=self.offer_local, origin=lambda: self.channel)
 
     # ----- lifecycle --------------------------------------------------------------------------
 
@@ -296,6 +296,8 @@ class Hub:
 
     async def dispatch(self, data: dict[str, Any]) -> None:
         """Handle one layer message; a bad or failing one is logged, never fatal."""
+        if data.get("origin") and data.get("origin") == self.channel:
+            return  # this hub's own batch, delivered here when it committed
         try:
             event = events.parse(data)
         except events.UnknownEvent:

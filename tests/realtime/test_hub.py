@@ -132,3 +132,21 @@ async def test_mute_and_slow_mode_events_update_the_standing_cache(hub):
     await hub.dispatch(events.RoomMuted(room_id=7, user_id=3, is_muted=False).to_layer())
     assert feed.muted_user_ids == set()
     await hub.shutdown(timeout=0.5)
+
+
+async def test_the_hub_skips_its_own_batches_coming_back_from_the_layer(hub):
+    """A `chat.messages` event whose origin is this hub was delivered at commit: its copy is
+    dropped before parsing; another process's event is delivered."""
+    await hub.start()
+    connection = Recorder(4)
+    hub.add(connection)
+    await hub.subscribe(connection, room_id=7, slug="lobby")
+    delivered: list[int] = []
+    connection.deliver_message = lambda room_id, message_id, frame: delivered.append(message_id)  # type: ignore[method-assign]
+    own = events.MessagesCreated(room_id=7, messages=[{"id": 1}], prev_ids=[0], origin=hub.channel)
+    await hub.dispatch(own.to_layer())
+    assert delivered == []
+    other = events.MessagesCreated(room_id=7, messages=[{"id": 1}], prev_ids=[0], origin="chat.hub.elsewhere")
+    await hub.dispatch(other.to_layer())
+    assert delivered == [1]
+    await hub.shutdown(timeout=0.5)
