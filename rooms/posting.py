@@ -77,6 +77,11 @@ def posts_store(posts: Sequence[PostRequest]) -> list[PostOutcome]:
             message_body_check(outcome.request.body)
             if outcome.request.client_id is not None:
                 storable_text_check(outcome.request.client_id, field="client_id")
+            reply_to_id = outcome.request.reply_to_id
+            if reply_to_id is not None and not (
+                isinstance(reply_to_id, int) and not isinstance(reply_to_id, bool) and 0 < reply_to_id < 2**63
+            ):
+                raise BadRequest(f'"reply_to" must be the id of a message of {outcome.request.room_slug!r}.')
             outcome.flagged = wordfilter.screen(text=outcome.request.body, room_id=outcome.request.room_id).flagged
         except ChatError as error:
             outcome.error = error

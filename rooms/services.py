@@ -158,7 +158,7 @@ def room_leave(*, user, room: Room) -> None:
 
 
 def message_post(
-    *, user, room: Room, body: str, client_id: str | None = None, reply_to_id: int | None = None
+    *, user, room: Room, body: str, client_id: str | None = None, reply_to: int | None = None
 ) -> tuple[Message, bool]:
     """Store a message and broadcast it; returns (message, created).
 
@@ -177,7 +177,7 @@ def message_post(
                 room_slug=room.slug,
                 body=body,
                 client_id=client_id,
-                reply_to_id=reply_to_id,
+                reply_to_id=reply_to,
                 can_moderate=user_can_moderate_room(user=user, room=room),
             )
         ]

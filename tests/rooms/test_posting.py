@@ -162,6 +162,9 @@ def test_a_reply_to_another_room_is_refused(alice, lobby, room_factory):
         ]
     )
     assert [o.error.code if o.error else "stored" for o in outcomes] == ["bad_request", "bad_request"]
+    # Ids beyond PostgreSQL's bigint are bad input, not an outage.
+    [huge] = posts_store([request(alice, lobby, "x", reply_to_id=2**70)])
+    assert huge.error is not None and huge.error.code == "bad_request"
 
 
 def test_a_deleted_room_answers_not_found(alice, lobby):
