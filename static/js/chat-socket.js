@@ -569,8 +569,15 @@ export class ChatSocket {
       if (entry.room !== room || entry.sent) continue;
       entry.sent = true;
       const frame = { type: "message", room, body: entry.body, client_id: entry.clientId };
-      if (entry.replyTo != null) frame.reply_to = entry.replyTo;
-      this._send(frame);
+      if (entry.replyTo == null) {
+        this._send(frame);
+        continue;
+      }
+      // A reply goes by REST on either transport: `POST messages/` with `reply_to` is the same
+      // action, and a bad `reply_to` gets its own 400 (the socket's broadcast still arrives, and
+      // the repeated client_id is never a second copy).
+      frame.reply_to = entry.replyTo;
+      this._restCarrier().send(frame);
     }
     this._flushRead(room);
   }
