@@ -1,14 +1,15 @@
-"""Prometheus metrics of CONTRACT §4, correct across processes.
+"""Prometheus metrics of CONTRACT §4, correct across the processes of a host.
 
-With PROMETHEUS_MULTIPROC_DIR set (make run and make cluster set it), prometheus-client's
-multiprocess mode sums every process's values; gauges use `livesum` so a dead process's open
-sockets stop counting. The variable must be in the environment *before* prometheus_client is
-first imported (it picks its storage at import), so it is set by whoever starts the process
-(the Makefile, deploy/cluster.py, the systemd unit, the Kubernetes Deployment), never from Python.
+prometheus-client's multiprocess mode is always on: every process writes its values to files in
+`settings.PROMETHEUS_MULTIPROC_DIR` (by default a directory derived from the checkout, database
+and Redis, so the processes of one host started with the same environment share it without any
+setting), and any process's scrape sums them; gauges use `livesum` so a dead process's open
+sockets stop counting. prometheus-client picks its storage when first imported, from the
+environment variable chatsite/settings.py sets, so this module reads the settings first.
 
-The process that serves (chatsite/serve.py) calls `prepare_multiprocess_dir()` at start and
-`mark_this_process_dead()` at exit; a process killed with SIGKILL is swept at the next scrape
-by `sweep_dead_processes()`.
+The one place the directory is looked after: `prepare_multiprocess_dir()` at process start (by
+rooms/realtime/writer.py's `install()`), `mark_this_process_dead()` at exit, and
+`sweep_dead_processes()` at every scrape for processes killed with SIGKILL.
 
 Prometheus-client appends `_total` to counters: the exposed names are chat_messages_accepted_total,
 chat_frames_rejected_total{code}, chat_layer_messages_total{direction},
@@ -17,25 +18,31 @@ chat_handshakes_refused_total{reason}.
 
 from __future__ import annotations
 
-import glob
+import logging
 import os
 import re
 
-from prometheus_client import Counter, Gauge, Histogram
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 def multiprocess_dir() -> str:
-    """The directory prometheus-client writes to, or '' in single-process mode.
-
-    Read from the environment, like prometheus-client itself does at import, rather than from
-    settings (which reads the same variable): the two can then never disagree.
-    """
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    """The directory every process of this host writes its metric files to."""
+    return str(settings.PROMETHEUS_MULTIPROC_DIR)
 
 
-if multiprocess_dir():
-    # Metric files are opened as the metrics below are created.
-    os.makedirs(multiprocess_dir(), exist_ok=True)
+# The directory must exist before the metrics below open their files in it.
+os.makedirs(multiprocess_dir(), exist_ok=True)
+
+from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
+from prometheus_client import values as _values  # noqa: E402
+
+if _values.ValueClass is _values.MutexValue:  # imported before the settings set the variable
+    logger.warning(
+        "prometheus_client was imported before chatsite's settings: /metrics counts only this process. "
+        "Import chatsite.metrics (or django.setup()) before anything that imports prometheus_client."
+    )
 
 WS_CONNECTIONS = Gauge("chat_ws_connections", "Open WebSocket connections.", multiprocess_mode="livesum")
 ROOMS_JOINED = Gauge("chat_rooms_joined", "Open (socket, room) joins.", multiprocess_mode="livesum")
@@ -56,22 +63,21 @@ for _code in ERROR_CODES:
     FRAMES_REJECTED.labels(code=_code)
 for _direction in ("send", "receive"):
     LAYER_MESSAGES.labels(direction=_direction)
+# In multiprocess mode a family with no sample is not exposed at all: start the common reasons.
+for _reason in ("no_credentials", "origin", "shutting_down"):
+    HANDSHAKES_REFUSED.labels(reason=_reason)
 
 
 def render(accept_header: str = "") -> tuple[bytes, str]:
-    """The exposition body and its content type (Prometheus text 0.0.4 unless the scraper asks otherwise)."""
-    from prometheus_client import REGISTRY, CollectorRegistry
+    """The exposition body, summed over this host's processes, and its content type
+    (Prometheus text 0.0.4 unless the scraper asks otherwise)."""
+    from prometheus_client import CollectorRegistry, multiprocess
     from prometheus_client.exposition import choose_encoder
 
     path = multiprocess_dir()
-    if path:
-        from prometheus_client import multiprocess
-
-        sweep_dead_processes(path)
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=path)
-    else:
-        registry = REGISTRY
+    sweep_dead_processes(path)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
     encoder, content_type = choose_encoder(accept_header)
     return encoder(registry), content_type
 
@@ -86,7 +92,17 @@ def _pid_is_alive(pid: int) -> bool:
     return True
 
 
-_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db$")
+_METRIC_FILE = re.compile(r"^(\w+?)_(\d+)\.db$")
+
+
+def _file_pids(path: str) -> dict[str, int]:
+    """{file name: pid} of the metric files in `path`."""
+    pids = {}
+    for name in os.listdir(path):
+        match = _METRIC_FILE.match(name)
+        if match:
+            pids[name] = int(match.group(2))
+    return pids
 
 
 def sweep_dead_processes(path: str) -> list[int]:
@@ -97,27 +113,32 @@ def sweep_dead_processes(path: str) -> list[int]:
     """
     from prometheus_client import multiprocess
 
-    dead = set()
-    for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
-        match = _LIVE_GAUGE_FILE.search(name)
-        if match and not _pid_is_alive(int(match.group(1))):
-            dead.add(int(match.group(1)))
+    dead = {pid for name, pid in _file_pids(path).items() if name.startswith("gauge_live") and not _pid_is_alive(pid)}
     for pid in dead:
         multiprocess.mark_process_dead(pid, path)
     return sorted(dead)
 
 
 def prepare_multiprocess_dir() -> None:
-    """At process start: forget the live gauges of this host's dead processes (the directory exists by now)."""
+    """At process start. If no other process of the directory runs, the host's servers restarted:
+    their files go (counters restart, as Prometheus expects after a restart) so the directory
+    never grows; otherwise only the live gauges of dead processes go."""
     path = multiprocess_dir()
-    if path:
-        sweep_dead_processes(path)
+    pids = _file_pids(path)
+    me = os.getpid()
+    if not any(pid != me and _pid_is_alive(pid) for pid in pids.values()):
+        for name, pid in pids.items():
+            if pid != me:
+                try:
+                    os.remove(os.path.join(path, name))
+                except FileNotFoundError:
+                    pass
+        return
+    sweep_dead_processes(path)
 
 
 def mark_this_process_dead() -> None:
     """At process exit: its open sockets and joins stop counting at once."""
-    path = multiprocess_dir()
-    if path:
-        from prometheus_client import multiprocess
+    from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid(), path)
+    multiprocess.mark_process_dead(os.getpid(), multiprocess_dir())

@@ -6,6 +6,9 @@ Every variable of CONTRACT §1 is read here, once; the rest of the code reads
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -305,7 +308,18 @@ CHAT_WS_PING_INTERVAL = env.int("CHAT_WS_PING_INTERVAL", default=20)
 CHAT_WS_PING_TIMEOUT = env.int("CHAT_WS_PING_TIMEOUT", default=30)
 
 METRICS_TOKEN = get_optional_secret("METRICS_TOKEN")
-PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# Prometheus multiprocess files. Unset, every process of a host started with the same environment
+# (same checkout, database and Redis) shares one directory derived from them, so any process's
+# /metrics sums them all with no setting (docs/operations.md). prometheus-client reads the variable
+# itself when it is first imported, which chatsite/metrics.py does only after these settings.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or os.path.join(
+    tempfile.gettempdir(),
+    "chatsite-metrics-{}-{}".format(
+        os.getuid(),
+        hashlib.sha256(f"{BASE_DIR}|{env.str('DATABASE_URL', default='')}|{REDIS_URL}".encode()).hexdigest()[:12],
+    ),
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 

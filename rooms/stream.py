@@ -41,8 +41,7 @@ from rooms.protocol import (
 from rooms.realtime.consumer import Subscription
 from rooms.realtime.db import db_call
 from rooms.realtime.hub import get_hub
-from rooms.realtime.writer import Frame
-from rooms.stream_daphne import abort, daphne_request, keep_open, pending_bytes
+from rooms.realtime.writer import Frame, abort, daphne_request, keep_open, pending_bytes
 
 logger = logging.getLogger("chatsite.sse")
 

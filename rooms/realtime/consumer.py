@@ -54,7 +54,7 @@ from rooms.protocol import (
 from rooms.ratelimit import LocalBucket, rule_for
 from rooms.realtime.db import db_call
 from rooms.realtime.hub import Hub, get_hub
-from rooms.realtime.writer import Frame, daphne_protocol, write_frame
+from rooms.realtime.writer import Frame, SocketWriter
 
 if TYPE_CHECKING:
     from rooms.models import Room
@@ -111,6 +111,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _forget(self) -> None:
         """Take this socket out of the hub (idempotent)."""
         self.closed = True
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.forget()
         if getattr(self, "is_registered", False):
             self.is_registered = False
             metrics.WS_CONNECTIONS.dec()
@@ -121,9 +124,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closed = True
         self.hub: Hub = get_hub()
         self.is_registered = False  # in the hub: disconnect must take it out
-        self.daphne_protocol = None
-        self._outbox: deque[str] = deque()  # frames waiting for the ASGI send, in order
-        self._drain_task: asyncio.Task | None = None
+        self.writer: SocketWriter | None = None  # every frame to the client, in call order
         if user is None or not user.is_authenticated:
             reason = self.scope.get("auth_method", "no_credentials")
             metrics.HANDSHAKES_REFUSED.labels(reason=reason).inc()
@@ -162,7 +163,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._posts_waiting = 0  # posts of this socket in the batcher
         self._joins = LocalBucket(rule_for("join"))
         await self.accept()
-        self.daphne_protocol = daphne_protocol(self.base_send)
+        self.writer = SocketWriter(self.base_send)
         self.closed = False
         hub.add(self)
         self.is_registered = True
@@ -427,42 +428,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return True
 
     async def send_frame(self, frame: dict) -> None:
-        text = dumps(frame)
-        if self._drain_task is not None:
-            self._queue_text(text)  # behind the frames already waiting
-        else:
-            await self._send_text(text)
+        self.send_text(dumps(frame))
 
-    async def _send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        try:
-            await self.base_send({"type": "websocket.send", "text": text})
-        except Exception:  # the peer is gone; daphne reports the disconnect separately
-            self.closed = True
-
-    def _queue_text(self, text: str) -> None:
-        self._outbox.append(text)
-        if self._drain_task is None:
-            self._drain_task = asyncio.create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while self._outbox and not self.closed:
-                await self._send_text(self._outbox.popleft())
-        finally:
-            if self.closed:
-                self._outbox.clear()
-            self._drain_task = None
+    def send_text(self, text: str) -> None:
+        """A frame for this socket alone, behind everything already queued for it."""
+        if self.writer is not None and not self.closed:
+            self.writer.write_text(text)
 
     def send_shared(self, frame: Frame) -> None:
-        """Send a frame that many sockets get: framed once and written directly under daphne,
-        else queued for the ASGI send in order."""
-        if self.closed:
-            return
-        if self._drain_task is None and self.daphne_protocol is not None and write_frame(self.daphne_protocol, frame):
-            return
-        self._queue_text(frame.text)
+        """A frame many sockets get: built once, written synchronously (rooms/realtime/writer.py)."""
+        if self.writer is not None and not self.closed:
+            self.writer.write(frame)
 
     # ----- the hub's Connection interface -----------------------------------------------------
 
@@ -504,5 +480,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def close_with(self, code: int) -> None:
         if self.closed:
             return
-        await self.close(code=code)
         self.closed = True
+        if self.writer is not None:
+            self.writer.close(code)  # after the frames already queued for it
+        else:
+            await self.close(code=code)

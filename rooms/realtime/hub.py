@@ -129,6 +129,7 @@ class Hub:
         self._join_numbers = itertools.count(1)
         self._presence_leaves: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
         self.batcher = Batcher(deliver_local=self.offer_local, origin=lambda: self.channel)
+        self._leaves_in_flight = False  # a batch taken from the queue is not announced yet
 
     # ----- lifecycle --------------------------------------------------------------------------
 
@@ -149,13 +150,20 @@ class Hub:
             ]
 
     async def shutdown(self, *, code: int = CLOSE_SHUTTING_DOWN, timeout: float = 3.0) -> None:
-        """Close every connection with `code` (clients reconnect elsewhere and resume), then stop."""
+        """Close every connection with `code` (clients reconnect elsewhere and resume), forget
+        them, announce who went offline, then stop.
+
+        The hub forgets the connections itself: at a server's shutdown daphne cancels the
+        consumers before their disconnect runs (rooms/realtime/writer.py)."""
         self.is_closing = True
-        for connection in list(self.connections):
+        connections = list(self.connections)
+        for connection in connections:
             await connection.close_with(code)
+        for connection in connections:
+            await self.remove(connection)
         deadline = time.monotonic() + timeout
-        while (self.connections or not self._presence_leaves.empty()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        while (not self._presence_leaves.empty() or self._leaves_in_flight) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
 
@@ -434,16 +442,18 @@ class Hub:
             batch = [await self._presence_leaves.get()]
             while not self._presence_leaves.empty() and len(batch) < 1000:
                 batch.append(self._presence_leaves.get_nowait())
+            self._leaves_in_flight = True
             try:
                 went_offline = await self.presence.leave_many(batch)
+                for (room_id, username, _entry), offline in zip(batch, went_offline, strict=False):
+                    if offline:
+                        await self.publish_presence(room_id=room_id, username=username, online=False)
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis away: the entries expire and `reap` announces them later
                 logger.warning("presence leave of %d sockets failed", len(batch), exc_info=True)
-                continue
-            for (room_id, username, _entry), offline in zip(batch, went_offline, strict=False):
-                if offline:
-                    await self.publish_presence(room_id=room_id, username=username, online=False)
+            finally:
+                self._leaves_in_flight = False
 
     async def _heartbeat_loop(self) -> None:
         """Keep this process's presence alive, announce crashed processes' users, refresh groups."""

@@ -237,7 +237,8 @@ def test_killed_process_stops_counting_open_sockets(tmp_path):
     assert values[("chat_messages_accepted_total", ())] == 5
 
 
-# The same with real daphne processes sharing PROMETHEUS_MULTIPROC_DIR, as make cluster runs them.
+# The same with real daphne processes started the standard way with the same environment and no
+# PROMETHEUS_MULTIPROC_DIR: they share the directory derived from their settings.
 
 
 def _scrape_url(base: str) -> dict[tuple, float]:
@@ -264,14 +265,14 @@ def _post_message(base: str, token: str, slug: str, body: str) -> int:
 @pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_scrape_of_one_process_counts_messages_accepted_by_both(daphne_factory, tmp_path, user_factory, room_factory):
-    """Two daphne processes: a message accepted by each moves the counter both scrapes report by two."""
+def test_scrape_of_one_process_counts_messages_accepted_by_both(daphne_factory, user_factory, room_factory):
+    """Two plain daphne processes, no metrics setting: a message accepted by each moves the counter
+    both scrapes report by two."""
     from tests.ops.support import token_for
 
     user = user_factory()
     room = room_factory(members=[user])
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    first, second = daphne_factory(env=env), daphne_factory(env=env)
+    first, second = daphne_factory(plain=True), daphne_factory(plain=True)
     token = token_for(user)
     key = ("chat_messages_accepted_total", ())
     before = _scrape_url(first.http_url)[key]
@@ -284,16 +285,16 @@ def test_scrape_of_one_process_counts_messages_accepted_by_both(daphne_factory, 
 @pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_killed_process_sockets_leave_the_gauge(daphne_factory, tmp_path, user_factory):
-    """A daphne process killed with SIGKILL while holding a socket stops counting in chat_ws_connections."""
+def test_killed_process_sockets_leave_the_gauge(daphne_factory, user_factory):
+    """Two plain daphne processes, no metrics setting: each scrape counts both's sockets, and one
+    killed with SIGKILL while holding a socket stops counting in chat_ws_connections."""
     import asyncio
 
     import websockets
 
     from tests.ops.support import token_for
 
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    survivor, victim = daphne_factory(env=env), daphne_factory(env=env)
+    survivor, victim = daphne_factory(plain=True), daphne_factory(plain=True)
     token = token_for(user_factory())
     key = ("chat_ws_connections", ())
 
@@ -303,8 +304,18 @@ def test_killed_process_sockets_leave_the_gauge(daphne_factory, tmp_path, user_f
             websockets.connect(survivor.ws_url, additional_headers=headers),
             websockets.connect(victim.ws_url, additional_headers=headers),
         ):
-            await asyncio.sleep(0.3)
-            during = (await asyncio.to_thread(_scrape_url, survivor.http_url))[key]
+            # The gauge moves once each consumer ran its connect; poll, do not sleep.
+            scraped: dict = {}
+
+            async def both_counted() -> bool:
+                scraped.update(await asyncio.to_thread(_scrape_url, survivor.http_url))
+                return scraped[key] == 2
+
+            deadline = asyncio.get_running_loop().time() + 5
+            while not await both_counted() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            during = scraped[key]
+            assert (await asyncio.to_thread(_scrape_url, victim.http_url))[key] == during
             await asyncio.to_thread(victim.kill)
             after = (await asyncio.to_thread(_scrape_url, survivor.http_url))[key]
             return during, after

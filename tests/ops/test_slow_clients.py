@@ -39,12 +39,4 @@ def test_nginx_cuts_trickled_upgrade(cluster):
     assert 8 <= elapsed <= 13
 
 
-@pytest.mark.e2e
-@pytest.mark.postgres
-@pytest.mark.redis
-def test_bare_daphne_cuts_trickled_upgrade(daphne_factory):
-    """A process reached directly (chatsite/serve.py's header deadline) drops a trickled upgrade after about 10 s."""
-    server = daphne_factory()
-    elapsed = _trickle_headers(server.port, limit=20)
-    assert elapsed is not None, "daphne kept a trickling client for 20 s"
-    assert 8 <= elapsed <= 13
+# A process reached directly: tests/ops/test_plain_daphne.py (200 trickled upgrades, plain daphne).

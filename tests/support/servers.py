@@ -1,6 +1,7 @@
 """Real daphne processes for end-to-end tests, sharing the test database and Redis.
 
-`DaphneProcess` starts `python -m chatsite.serve` on a free loopback port with the test run's
+`DaphneProcess` starts `python -m chatsite.serve` (or, with `plain=True`, `daphne
+chatsite.asgi:application`) on a free loopback port with the test run's
 DATABASE_URL (pointing at pytest-django's test database) and REDIS_URL, waits for /healthz, and
 stops it by its pid. Use from tests marked `e2e`, `postgres` and `redis` with `transactional_db`.
 """
@@ -38,9 +39,12 @@ def test_database_url() -> str:
 
 
 class DaphneProcess:
-    def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None):
+    def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None, plain: bool = False):
         self.port = port or free_port()
         self.extra_env = env or {}
+        # plain: `daphne chatsite.asgi:application`, the way the Channels docs deploy it, instead
+        # of `python -m chatsite.serve`.
+        self.plain = plain
         self.proc: subprocess.Popen | None = None
         self.log_path = ROOT / "run" / f"daphne-test-{self.port}.log"
 
@@ -69,9 +73,18 @@ class DaphneProcess:
             "CONN_MAX_AGE": "0",
             **self.extra_env,
         }
+        if "PROMETHEUS_MULTIPROC_DIR" not in self.extra_env:
+            # As an operator would start it: the metrics directory derived from its own settings,
+            # not the one this test process's settings exported.
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop())
+        if self.plain:
+            command = [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1", "-p", str(self.port)]
+            command.append("chatsite.asgi:application")
+        else:
+            command = [sys.executable, "-m", "chatsite.serve", "--bind", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatsite.serve", "--bind", "127.0.0.1", "--port", str(self.port)],
+            command,
             cwd=ROOT,
             env=env,
             stdout=self._log,
