@@ -99,6 +99,7 @@ class MessageFrame:
     room: str
     body: str
     client_id: str | None = None
+    reply_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -175,15 +176,28 @@ def message_body_check(body: Any) -> str:
     return storable_text_check(body, field="body")
 
 
+MESSAGE_ID_MAX = 2**63 - 1  # PostgreSQL bigint: a larger id can name no row
+
+
+def message_id_check(value: Any, *, field: str) -> int:
+    """A message id as JSON gives it: an integer 1..2**63-1, not a bool, float or string."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MESSAGE_ID_MAX:
+        raise BadRequest(f'"{field}" must be a message id: a positive integer.')
+    return value
+
+
 def _parse_message(data: dict) -> MessageFrame:
     client_id = None
     try:
         client_id = _client_id(data)
         room = _room(data)
         body = message_body_check(data.get("body"))
+        reply_to = data.get("reply_to")
+        if reply_to is not None:
+            reply_to = message_id_check(reply_to, field="reply_to")
     except (BadRequest, TooLarge) as error:
         raise FrameError(error.detail, client_id=client_id, too_large=isinstance(error, TooLarge)) from None
-    return MessageFrame(room=room, body=body, client_id=client_id)
+    return MessageFrame(room=room, body=body, client_id=client_id, reply_to=reply_to)
 
 
 _PARSERS: dict[str, Callable[[dict], InboundFrame]] = {

@@ -10,7 +10,14 @@ from typing import Any
 
 from rest_framework import serializers
 
-from chatsite.api.fields import MAX_ID, StrictBooleanField, StrictCharField, StrictIntegerField, StrictSlugField
+from chatsite.api.fields import (
+    MAX_ID,
+    JsonIntegerField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSlugField,
+)
 from rooms.models import Room
 from rooms.protocol import iso
 from rooms.selectors import room_member_count
@@ -158,6 +165,13 @@ class MessagePostSerializer(serializers.Serializer):
     # No max_length: the service answers 413 `too_large` past 4,000 characters, as the socket does.
     body = StrictCharField(trim_whitespace=False)
     client_id = StrictCharField(max_length=64, required=False, allow_null=True)
+    reply_to = JsonIntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        allow_null=True,
+        help_text="The id of a message of the same room (not deleted) this one replies to.",
+    )
 
 
 class MessageEditSerializer(serializers.Serializer):

@@ -42,6 +42,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class JsonIntegerField(StrictIntegerField):
+    """An integer in a JSON body: a JSON number only, not "3" (query strings use StrictIntegerField)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictSlugField(serializers.SlugField):
     """A slug given as a JSON string only."""
 

@@ -68,13 +68,18 @@ class MessageListView(ChatAPIView):
         },
         description="201 with the new message; 200 with the stored one when `client_id` was already used "
         "by this user (a resend: nothing stored, broadcast or counted again). A `block` term of the word "
-        'filter answers 400 `{"code": "filtered"}` (nothing stored, no rate-limit token spent).',
+        'filter answers 400 `{"code": "filtered"}` (nothing stored, no rate-limit token spent). A `reply_to` '
+        "that is not a message of this room (missing, deleted, another room's): 400.",
     )
     def post(self, request: Request, slug: str) -> Response:
         room = selectors.room_get_visible(user=request.user, slug=slug)
         data = validated(MessagePostSerializer, request.data)
         message, created = services.message_post(
-            user=request.user, room=room, body=data["body"], client_id=data.get("client_id")
+            user=request.user,
+            room=room,
+            body=data["body"],
+            client_id=data.get("client_id"),
+            reply_to=data.get("reply_to"),
         )
         return Response(message_dict(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

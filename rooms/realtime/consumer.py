@@ -321,6 +321,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room_slug=room.slug,
             body=frame.body,
             client_id=frame.client_id,
+            reply_to_id=frame.reply_to,
             can_moderate=can_moderate,
         )
         self.hub.batcher.submit(post, partial(self._post_answered, frame, subscription))
