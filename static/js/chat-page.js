@@ -213,6 +213,7 @@ function rememberSeen(id) {
 }
 
 function removeMessage(id) {
+  messages.forgetReplyTarget(id);
   if (messages.remove(id)) (composer.isLocked ? ui.pane : composer).focus();
 }
 

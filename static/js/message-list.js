@@ -369,6 +369,16 @@ export class MessageList {
     return hadFocus;
   }
 
+  /** Message `id` was deleted: the rows replying to it quote "(deleted message)", as the server's copies will. */
+  forgetReplyTarget(id) {
+    for (const entry of this.entries.values()) {
+      const target = entry.message.reply_to;
+      if (target?.id !== id || target.excerpt == null) continue;
+      entry.message = { ...entry.message, reply_to: { ...target, excerpt: null } };
+      this._fillReply(entry.el, entry.message);
+    }
+  }
+
   clear() {
     for (const id of [...this.order]) this.remove(id);
     this.removeDivider();

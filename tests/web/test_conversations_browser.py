@@ -1,0 +1,286 @@
+"""The chat page's conversation features (CONTRACT §5) in real Chromium against real daphne,
+PostgreSQL and Redis: replies, @ completion, the keyboard and the 360 px layout.
+
+One browser and one server for the module (tests/web/conftest.py `chat_page`); data per test.
+History is written straight into the table (`seed`, bypassing the rate limit), live messages
+through the service (`post`), which broadcasts to the server's sockets over Redis.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.conftest import browser_marks, in_thread, message_items, wait_for_message, wait_until
+
+pytestmark = browser_marks
+
+PHONE = {"width": 360, "height": 740}
+
+
+@pytest.fixture
+def members(lobby, alice, bob):
+    from rooms.models import Membership
+
+    for user in (alice, bob):
+        Membership.objects.get_or_create(room=lobby, user=user)
+
+
+def seed(room, author, texts: list[str]) -> list[int]:
+    """Messages straight into the table, with ids, versions and the room's counters advanced as the
+    write path does (test data only: no rate limit, no broadcast)."""
+    from django.db.models import F
+
+    from rooms.models import Message, Room
+
+    room.refresh_from_db()
+    rows = Message.objects.bulk_create(
+        [
+            Message(room=room, author=author, body=text, body_raw=text, version=room.version + n + 1)
+            for n, text in enumerate(texts)
+        ]
+    )
+    ids = [row.id for row in rows]
+    Room.objects.filter(pk=room.pk).update(last_message_id=max(ids), version=F("version") + len(texts))
+    return ids
+
+
+def post(user, room, body: str, **fields):
+    """A live message through the service (it broadcasts); returns the stored message."""
+    from rooms.services import message_post
+
+    message, _ = in_thread(message_post, user=user, room=room, body=body, **fields)
+    return message
+
+
+def row(page, message_id: int):
+    return page.locator(f"#message-{message_id}")
+
+
+def no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def inside_viewport(page, locator) -> bool:
+    box = locator.bounding_box()
+    width = page.viewport_size["width"]
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+# Visible controls without an accessible name (aria-label, aria-labelledby, a <label>, their text
+# or title); what a screen reader would announce as just "button".
+NAMELESS_CONTROLS = """
+(() => {
+  const named = (el) => {
+    if ((el.getAttribute('aria-label') || '').trim()) return true;
+    const by = el.getAttribute('aria-labelledby');
+    if (by && by.split(' ').some((id) => document.getElementById(id)?.textContent.trim())) return true;
+    if (el.labels && [...el.labels].some((label) => label.textContent.trim())) return true;
+    return Boolean(el.textContent.trim() || (el.title || '').trim());
+  };
+  return [...document.querySelectorAll('button, a[href], input, textarea, select, [role=option]')]
+    .filter((el) => el.getClientRects().length > 0 && el.type !== 'hidden' && !named(el))
+    .map((el) => el.outerHTML.slice(0, 120));
+})()
+"""
+
+
+# ----- replies -----------------------------------------------------------------------------------
+
+
+def test_a_reply_shows_its_quote_and_the_quote_opens_the_replied_message(chat_page, members, lobby, alice, bob):
+    """A reply shows the replied message's author and plain-text excerpt above it; the quote is a
+    named button that loads older history until the replied message is there, then scrolls to it
+    and focuses it."""
+    [question] = seed(lobby, bob, ["what about <b>the garden</b>?"])
+    seed(lobby, alice, [f"filler {n}" for n in range(80)])
+    reply = post(alice, lobby, "the roses are out", reply_to=question)
+    page = chat_page(alice, "lobby")
+    wait_for_message(page, "the roses are out")
+    assert row(page, question).count() == 0  # 81 messages back: not in the first page
+
+    quote = row(page, reply.id).locator(".reply-quote")
+    expect(quote).to_be_visible()
+    expect(quote.locator(".reply-author")).to_have_text("bob")
+    expect(quote.locator(".reply-excerpt")).to_have_text("what about the garden?")
+    expect(quote).to_have_accessible_name("In reply to bob: what about the garden?. Show that message")
+    quote.focus()
+    page.keyboard.press("Enter")
+    target = row(page, question)
+    expect(target).to_be_focused()
+    expect(target).to_be_in_viewport()
+    expect(target.locator(".body")).to_have_text("what about the garden?")
+    assert page.watch.problems() == []
+
+
+def test_a_reply_to_a_deleted_message_says_so(chat_page, members, lobby, alice, bob):
+    """Once the replied message is deleted, the quote reads "(deleted message)" and is disabled,
+    live on an open page."""
+    from rooms.models import Message
+    from rooms.services import message_delete
+
+    [question] = seed(lobby, bob, ["soon gone"])
+    reply = post(alice, lobby, "answering it", reply_to=question)
+    page = chat_page(alice, "lobby")
+    quote = row(page, reply.id).locator(".reply-quote")
+    expect(quote.locator(".reply-excerpt")).to_have_text("soon gone")
+
+    in_thread(message_delete, actor=bob, message=Message.objects.get(pk=question))
+    expect(row(page, question)).to_have_count(0)
+    expect(quote.locator(".reply-excerpt")).to_have_text("(deleted message)")
+    expect(quote).to_be_disabled()
+    page.reload()
+    quote = row(page, reply.id).locator(".reply-quote")
+    expect(quote.locator(".reply-excerpt")).to_have_text("(deleted message)")
+    expect(quote).to_be_disabled()
+    assert page.watch.problems() == []
+
+
+# ----- @ completion --------------------------------------------------------------------------------
+
+
+def test_at_completes_usernames_from_the_keyboard(chat_page, members, lobby, alice, bob, user_factory):
+    """`@b` in the composer lists the usernames the page knows that start so (shortest first,
+    never the viewer): ArrowDown moves, Enter and Tab insert `@name ` without sending, Escape
+    closes; the textarea is an ARIA combobox pointing at the highlighted option."""
+    bella = user_factory("bella")
+    seed(lobby, bob, ["hello from bob"])
+    seed(lobby, bella, ["hello from bella"])
+    page = chat_page(alice, "lobby")
+    wait_for_message(page, "hello from bella")
+    composer = page.locator("#composer-input")
+    options = page.locator("#mention-list [role=option]")
+
+    composer.press_sequentially("thanks @b")
+    expect(options).to_have_text(["@bob", "@bella"])
+    expect(composer).to_have_attribute("aria-expanded", "true")
+    expect(composer).to_have_attribute("aria-activedescendant", "mention-list-0")
+    expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Enter")
+    expect(composer).to_have_value("thanks @bob ")
+    expect(page.locator("#mention-list")).to_be_hidden()
+    expect(composer).to_have_attribute("aria-expanded", "false")
+
+    composer.press_sequentially("and @")
+    expect(options).to_have_text(["@bob", "@bella"])  # alice is the viewer: never offered
+    page.keyboard.press("ArrowDown")
+    expect(composer).to_have_attribute("aria-activedescendant", "mention-list-1")
+    page.keyboard.press("Tab")
+    expect(composer).to_have_value("thanks @bob and @bella ")
+    expect(composer).to_be_focused()
+
+    composer.press_sequentially("@x")  # nobody known starts so: no list
+    expect(page.locator("#mention-list")).to_be_hidden()
+    composer.press_sequentially(" @b")
+    expect(options).to_have_count(2)
+    page.keyboard.press("Escape")
+    expect(page.locator("#mention-list")).to_be_hidden()
+    assert page.locator("#messages li.message").count() == 2  # nothing was sent
+    page.keyboard.press("Enter")  # with the list closed, Enter sends
+    wait_for_message(page, "thanks @bob and @bella @x @b")
+    assert page.watch.problems() == []
+
+
+# ----- keyboard and names --------------------------------------------------------------------------
+
+
+def test_conversation_controls_are_named_and_work_from_the_keyboard(chat_page, members, lobby, alice, bob):
+    """Every visible control of the page has an accessible name; a row's React opens the emoji
+    picker with the focus on its first emoji, arrows move, Escape closes it and gives the focus
+    back; a name's menu offers a DM and a mention, the mention inserted from the keyboard; Reply
+    sets the composer's reply target, Escape clears it."""
+    [hello] = seed(lobby, bob, ["hello alice"])
+    page = chat_page(alice, "lobby")
+    wait_for_message(page, "hello alice")
+    assert page.evaluate(NAMELESS_CONTROLS) == []
+
+    bob_row = row(page, hello)
+    react = bob_row.get_by_role("button", name="Add a reaction to the message by bob", exact=False)
+    react.focus()
+    page.keyboard.press("Enter")
+    picker = bob_row.get_by_role("group", name="Reactions for the message by bob")
+    expect(picker).to_be_visible()
+    expect(react).to_have_attribute("aria-expanded", "true")
+    emoji = picker.get_by_role("button")
+    expect(emoji).to_have_count(8)
+    expect(emoji.nth(0)).to_be_focused()
+    expect(emoji.nth(0)).to_have_accessible_name("React with 👍")
+    page.keyboard.press("ArrowRight")
+    expect(emoji.nth(1)).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    expect(emoji.nth(7)).to_be_focused()  # wraps around
+    assert page.evaluate(NAMELESS_CONTROLS) == []
+    page.keyboard.press("Escape")
+    expect(picker).to_have_count(0)
+    expect(react).to_be_focused()
+    expect(react).to_have_attribute("aria-expanded", "false")
+
+    author = bob_row.get_by_role("button", name="bob: direct message or mention")
+    author.focus()
+    page.keyboard.press("Enter")
+    menu = bob_row.get_by_role("group", name="Actions for bob")
+    expect(menu.get_by_role("button")).to_have_text(["Message bob directly", "Mention @bob"])
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(menu).to_have_count(0)
+    expect(page.locator("#composer-input")).to_have_value("@bob ")
+
+    bob_row.get_by_role("button", name="Reply to bob", exact=False).click()
+    banner = page.locator("#reply-banner")
+    expect(banner).to_be_visible()
+    expect(page.locator("#reply-text")).to_contain_text("bob")
+    expect(page.locator("#reply-text")).to_contain_text("hello alice")
+    expect(page.locator("#composer-input")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(banner).to_be_hidden()
+
+    for name in ("Notifications", "Search messages", "Message a user"):
+        expect(page.get_by_label(name, exact=True).first).to_be_visible()
+    assert page.watch.problems() == []
+
+
+# ----- 360 px ----------------------------------------------------------------------------------------
+
+
+def test_the_conversation_features_fit_a_360px_screen(chat_page, members, lobby, alice, bob):
+    """At 360 px nothing scrolls sideways: the sidebar is behind the "Your rooms" button (which
+    opens it with the focus inside), the search form and the notifications button are on screen,
+    and the emoji picker and a name's menu open inside the screen."""
+    [hello] = seed(lobby, bob, ["a message to react to"])
+    page = chat_page(alice, "lobby", viewport=PHONE)
+    wait_for_message(page, "a message to react to")
+    assert no_sideways_scroll(page)
+
+    sidebar = page.locator("#room-sidebar")
+    toggle = page.get_by_role("button", name="Your rooms")
+    expect(sidebar).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    toggle.click()
+    expect(sidebar).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    wait_until(page, "document.activeElement?.closest('#room-sidebar') !== null")
+    assert inside_viewport(page, sidebar) and no_sideways_scroll(page)
+    toggle.click()
+    expect(sidebar).to_be_hidden()
+
+    for control in (
+        page.locator("#search-input"),
+        page.locator("#notifications-button"),
+        page.locator("#composer-input"),
+    ):
+        expect(control).to_be_visible()
+        assert inside_viewport(page, control)
+
+    bob_row = row(page, hello)
+    bob_row.locator(".action-react").click()
+    picker = bob_row.locator(".emoji-picker")
+    expect(picker).to_be_visible()
+    assert inside_viewport(page, picker) and no_sideways_scroll(page)
+    page.keyboard.press("Escape")
+    bob_row.locator(".author").click()
+    menu = bob_row.locator(".user-menu")
+    expect(menu).to_be_visible()
+    assert inside_viewport(page, menu) and no_sideways_scroll(page)
+    assert message_items(page, "a message to react to").count() == 1
+    assert page.watch.problems() == []
