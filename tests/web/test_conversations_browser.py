@@ -113,6 +113,35 @@ def test_a_reply_shows_its_quote_and_the_quote_opens_the_replied_message(chat_pa
     assert page.watch.problems() == []
 
 
+def test_a_reply_sent_from_the_page_reaches_the_other_page_with_its_quote(chat_page, members, lobby, alice, bob):
+    """Reply on bob's row sets the composer's target ("Replying to bob"); the message sent with
+    Enter carries `reply_to` (by REST, with its client_id) and shows with its quote on both pages,
+    once; the target is cleared after sending."""
+    page_a = chat_page(alice, "lobby")
+    page_b = chat_page(bob, "lobby")
+    question = post(bob, lobby, "which <i>colour</i> for the shed?")
+    wait_for_message(page_a, "for the shed?")
+    row(page_a, question.id).get_by_role("button", name="Reply to bob", exact=False).click()
+    expect(page_a.locator("#reply-text")).to_contain_text("Replying to bob")
+    expect(page_a.locator("#reply-text")).to_contain_text("which colour for the shed?")
+    page_a.locator("#composer-input").press_sequentially("green, surely")
+    page_a.keyboard.press("Enter")
+    expect(page_a.locator("#reply-banner")).to_be_hidden()
+    for page in (page_a, page_b):
+        wait_for_message(page, "green, surely")
+        reply_row = page.locator("#messages li.message:not(.pending)", has_text="green, surely")
+        expect(reply_row).to_have_count(1)
+        expect(reply_row.locator(".reply-quote")).to_be_visible()
+        expect(reply_row.locator(".reply-author")).to_have_text("bob")
+        expect(reply_row.locator(".reply-excerpt")).to_have_text("which colour for the shed?")
+    from rooms.models import Message
+
+    stored = Message.objects.get(body_raw="green, surely")
+    assert stored.reply_to_id == question.id and stored.client_id
+    assert page_a.locator("#messages li.message.pending").count() == 0
+    assert page_a.watch.problems() == [] and page_b.watch.problems() == []
+
+
 def test_a_reply_to_a_deleted_message_says_so(chat_page, members, lobby, alice, bob):
     """Once the replied message is deleted, the quote reads "(deleted message)" and is disabled,
     live on an open page."""
