@@ -112,7 +112,15 @@ class PingFrame:
     pass
 
 
-InboundFrame = JoinFrame | LeaveFrame | MessageFrame | TypingFrame | PingFrame
+@dataclass(frozen=True)
+class ReadFrame:
+    """Move the read marker (CONTRACT §5); `last_read_id` is checked by the service."""
+
+    room: str
+    last_read_id: int
+
+
+InboundFrame = JoinFrame | LeaveFrame | MessageFrame | TypingFrame | PingFrame | ReadFrame
 
 
 class FrameError(BadRequest):
@@ -200,12 +208,32 @@ def _parse_message(data: dict) -> MessageFrame:
     return MessageFrame(room=room, body=body, client_id=client_id, reply_to=reply_to)
 
 
+# PostgreSQL bigint: the largest id a row can have (chatsite.api.fields.MAX_ID is the same).
+MAX_MESSAGE_ID = 2**63 - 1
+
+
+def read_marker_check(value: Any) -> int:
+    """A `last_read_id` as a client gives it (socket and REST alike): a non-negative JSON integer;
+    a huge one is only 'beyond the last message' and clamps like any other. BadRequest otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest('"last_read_id" must be a non-negative integer message id.')
+    return min(value, MAX_MESSAGE_ID)
+
+
+def _parse_read(data: dict) -> ReadFrame:
+    room = _room(data)
+    if "last_read_id" not in data:
+        raise BadRequest('"last_read_id" is required: the id of the last message the user has seen.')
+    return ReadFrame(room=room, last_read_id=read_marker_check(data["last_read_id"]))
+
+
 _PARSERS: dict[str, Callable[[dict], InboundFrame]] = {
     "join": _parse_join,
     "leave": lambda data: LeaveFrame(room=_room(data)),
     "message": _parse_message,
     "typing": lambda data: TypingFrame(room=_room(data)),
     "ping": lambda data: PingFrame(),
+    "read": _parse_read,
 }
 
 
@@ -270,6 +298,17 @@ def typing_frame(*, room: str, user: str) -> dict[str, Any]:
 
 def presence_frame(*, room: str, user: str, online: bool) -> dict[str, Any]:
     return {"type": "presence", "room": room, "user": user, "online": online}
+
+
+def read_state_frame(state: dict[str, Any]) -> dict[str, Any]:
+    """`read_state` (CONTRACT §5) from `rooms.conversations.room_read_state`'s dict."""
+    return {
+        "type": "read_state",
+        "room": state["room"],
+        "last_read_id": state["last_read_id"],
+        "unread_count": state["unread_count"],
+        "mention_count": state["mention_count"],
+    }
 
 
 def pong_frame() -> dict[str, Any]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from rooms.conversations.reads import rooms_with_read_state
 from rooms.exceptions import Forbidden, NotFound
 from rooms.models import Membership, Message, Room, RoomBan, RoomMute, SiteBan, restriction_active_sql
 
@@ -39,15 +40,17 @@ def user_is_member(*, user_id: int, room_id: int) -> bool:
     return Membership.objects.filter(user_id=user_id, room_id=room_id).exists()
 
 
-def room_list_for_user(*, user) -> QuerySet[Room]:
-    """Public rooms and the private rooms the user belongs to, with member counts."""
-    # A subquery, not a join on memberships: the join would also filter what Count() counts.
-    return (
-        Room.objects.filter(Q(is_private=False) | Q(pk__in=Membership.objects.filter(user=user).values("room_id")))
-        .select_related("owner")
-        .annotate(member_count=Count("memberships", distinct=True))
-        .order_by("slug")
-    )
+def room_list_for_user(*, user, joined_only: bool = False) -> QuerySet[Room]:
+    """Public rooms and the private rooms (DMs included) the user belongs to, by slug; with
+    `joined_only`, only the user's rooms, most recent `last_message_id` first. Each room carries
+    the user's read state and its member count (rooms.conversations.rooms_with_read_state), so a
+    page of it is one query whatever the number of rooms and messages."""
+    mine = Membership.objects.filter(user=user).values("room_id")
+    if joined_only:
+        rooms = Room.objects.filter(pk__in=mine).order_by("-last_message_id", "-id")
+    else:
+        rooms = Room.objects.filter(Q(is_private=False) | Q(pk__in=mine)).order_by("slug")
+    return rooms_with_read_state(rooms.select_related("owner"), user=user)
 
 
 def room_get_visible(*, user, slug: str) -> Room:

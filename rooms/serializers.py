@@ -18,27 +18,38 @@ from chatsite.api.fields import (
     StrictIntegerField,
     StrictSlugField,
 )
+from rooms.conversations.reads import read_state_of
 from rooms.models import Room
 from rooms.protocol import iso
-from rooms.selectors import room_member_count
 
 MAX_SLOW_MODE_SECONDS = 86400
 
 
 def room_dict(room: Room) -> dict[str, Any]:
-    """The `room` object of CONTRACT §2."""
-    member_count = getattr(room, "member_count", None)
-    if member_count is None:
-        member_count = room_member_count(room=room)
+    """The `room` object of CONTRACT §2 and §5, for the user whose read state `room` carries: read
+    it through `rooms.conversations.rooms_with_read_state` (lists) or `room_with_read_state` (one)."""
+    if not hasattr(room, "unread_count"):
+        raise TypeError(
+            "room_dict needs a room annotated with the caller's read state: read it with "
+            "rooms.conversations.room_with_read_state(user=..., room=...) or rooms_with_read_state(queryset, user=...)."
+        )
+    state = read_state_of(room)
+    annotated: Any = room
     return {
         "slug": room.slug,
         "name": room.name,
         "topic": room.topic,
         "is_private": room.is_private,
+        "kind": room.kind,
         "owner": room.owner.username if room.owner is not None else None,
-        "member_count": member_count,
+        "member_count": annotated.member_count,
         "slow_mode_seconds": room.slow_mode_seconds,
         "created": iso(room.created),
+        "last_message_id": room.last_message_id,
+        "joined": bool(annotated.joined),
+        "last_read_id": state["last_read_id"],
+        "unread_count": state["unread_count"],
+        "mention_count": state["mention_count"],
     }
 
 
@@ -50,10 +61,22 @@ class RoomSerializer(serializers.Serializer):
     name = serializers.CharField()
     topic = serializers.CharField()
     is_private = serializers.BooleanField()
+    kind = serializers.ChoiceField(choices=["room", "dm"], help_text='"dm" for direct messages (POST dms/).')
     owner = serializers.CharField(allow_null=True, help_text="The owner's username; null for a DM.")
     member_count = serializers.IntegerField()
     slow_mode_seconds = serializers.IntegerField()
     created = serializers.DateTimeField()
+    last_message_id = serializers.IntegerField(
+        help_text="Id of the room's newest message (deleted or not); 0 while empty."
+    )
+    joined = serializers.BooleanField(help_text="The requesting user is a member.")
+    last_read_id = serializers.IntegerField(help_text="The requesting user's read marker; 0 for a non-member.")
+    unread_count = serializers.IntegerField(
+        help_text="Live messages with id > last_read_id not written by the requesting user; 0 for a non-member."
+    )
+    mention_count = serializers.IntegerField(
+        help_text="The requesting user's unread notifications of the room; 0 for a non-member."
+    )
 
 
 class RoomPageSerializer(serializers.Serializer):
@@ -133,6 +156,11 @@ class RoomCreateSerializer(serializers.Serializer):
     slug = StrictSlugField(max_length=64, required=False)
     topic = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
     is_private = StrictBooleanField(required=False, default=False)
+
+
+class RoomListQuerySerializer(serializers.Serializer):
+    # Query strings are text: "1"/"true" list only the user's rooms, "0"/"false" (default) all.
+    joined = serializers.ChoiceField(choices=["1", "0", "true", "false"], required=False, default="0")
 
 
 class RoomUpdateSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from rooms import ratelimit, wordfilter
+from rooms.conversations.reads import room_marker_start
 from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from rooms.models import (
@@ -119,8 +120,17 @@ def room_join(*, user, room: Room) -> Membership:
         raise NotFound(f"No room {room.slug!r}.")
     if user_is_room_banned(user_id=user.id, room_id=room.id):
         raise Forbidden(f"You are banned from {room.slug!r}.")
-    membership, _ = Membership.objects.get_or_create(room=room, user=user)
-    return membership
+    return _membership_add(room=room, user=user)[0]
+
+
+def _membership_add(*, room: Room, user) -> tuple[Membership, bool]:
+    """(membership, created): a new member's read marker starts at the room's last message."""
+    membership = Membership.objects.filter(room=room, user=user).first()
+    if membership is not None:
+        return membership, False
+    return Membership.objects.get_or_create(
+        room=room, user=user, defaults={"last_read_id": room_marker_start(room=room)}
+    )
 
 
 def room_join_by_slug(*, user, slug: str) -> Room:
@@ -139,7 +149,7 @@ def room_invite(*, actor, room: Room, username: str) -> Membership:
     if user_is_room_banned(user_id=user.id, room_id=room.id):
         raise Forbidden(f"{username} is banned from {room.slug!r}; lift the ban first.")
     with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(room=room, user=user)
+        membership, created = _membership_add(room=room, user=user)
         if created:
             _audit(actor=actor, action=AuditLog.Action.MEMBER_INVITE, room=room, target_user=user)
     return membership

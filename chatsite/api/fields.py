@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 # PostgreSQL bigint: a larger id or cursor can name no row; refusing it avoids a database error.
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # rooms.protocol.MAX_MESSAGE_ID is the same
 
 
 class StrictCharField(serializers.CharField):

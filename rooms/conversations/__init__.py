@@ -2,7 +2,25 @@
 replies, reactions, search and the changes feed. Services are keyword-only `<entity>_<verb>`;
 each module holds one subject and this package re-exports the public names."""
 
+from rooms.conversations.reads import (
+    read_state_send,
+    room_marker_start,
+    room_read,
+    room_read_state,
+    room_with_read_state,
+    rooms_with_read_state,
+)
 from rooms.conversations.stored import messages_stored
 from rooms.conversations.versions import message_version_bump, room_version_next
 
-__all__ = ["message_version_bump", "messages_stored", "room_version_next"]
+__all__ = [
+    "message_version_bump",
+    "messages_stored",
+    "read_state_send",
+    "room_marker_start",
+    "room_read",
+    "room_read_state",
+    "room_version_next",
+    "room_with_read_state",
+    "rooms_with_read_state",
+]

@@ -14,7 +14,23 @@ from rooms.models import AuditLog, Membership, Room
 
 pytestmark = pytest.mark.django_db
 
-ROOM_KEYS = {"slug", "name", "topic", "is_private", "owner", "member_count", "slow_mode_seconds", "created"}
+ROOM_KEYS = {
+    "slug",
+    "name",
+    "topic",
+    "is_private",
+    "owner",
+    "member_count",
+    "slow_mode_seconds",
+    "created",
+    # CONTRACT §5
+    "kind",
+    "last_message_id",
+    "joined",
+    "last_read_id",
+    "unread_count",
+    "mention_count",
+}
 
 
 def bearer(user) -> APIClient:
@@ -43,7 +59,7 @@ def test_list_shows_public_and_own_private(user_factory, room_factory):
 
 
 def test_list_room_shape(user_factory, room_factory):
-    """Each room is {slug, name, topic, is_private, owner, member_count, slow_mode_seconds, created}."""
+    """Each room is the §2 object plus §5's kind, last_message_id and the caller's read state."""
     owner = user_factory("olga")
     room_factory("shape", owner=owner, members=[user_factory()], topic="hi")
     room = bearer(owner).get("/api/v1/rooms/").json()["results"][0]
