@@ -60,7 +60,9 @@ class DaphneProcess:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20) -> DaphneProcess:
+    # Generous: a start normally takes 1-2 s, but on a loaded 2-core machine Django's imports alone
+    # have taken over 20 s; the wait ends as soon as /healthz answers.
+    def start(self, timeout: float = 60) -> DaphneProcess:
         self.log_path.parent.mkdir(exist_ok=True)
         env = {
             **os.environ,
