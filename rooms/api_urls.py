@@ -25,6 +25,8 @@ urlpatterns = [
     ),
     path("messages/<int:message_id>/", api.MessageDetailView.as_view(), name="api-message"),
     path("messages/<int:message_id>/report/", api.MessageReportView.as_view(), name="api-message-report"),
+    path("notifications/", api.NotificationListView.as_view(), name="api-notifications"),
+    path("notifications/read/", api.NotificationReadView.as_view(), name="api-notifications-read"),
     path("bans/", api.RestrictionListView.as_view(kind=api.SITE_BAN), name="api-site-bans"),
     path("bans/<username:username>/", api.RestrictionDetailView.as_view(kind=api.SITE_BAN), name="api-site-ban"),
 ]

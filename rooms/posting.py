@@ -32,10 +32,12 @@ from django.utils.dateparse import parse_datetime
 
 from chatsite import metrics
 from rooms import conversations, ratelimit, wordfilter
+from rooms.conversations import notification_dict
 from rooms.exceptions import BadRequest, ChatError, Forbidden, NotFound, SlowMode
 from rooms.models import Membership, Message, Room, RoomBan, RoomMute, restriction_active_sql
-from rooms.protocol import message_body_check, message_dict, storable_text_check
+from rooms.protocol import message_body_check, message_dict, notification_frame, storable_text_check
 from rooms.sanitize import sanitize_body
+from rooms.sql import one_of as _one_of
 
 CLIENT_ID_RACE_RETRIES = 3
 
@@ -64,6 +66,8 @@ class PostOutcome:
     error: ChatError | None = None
     payload: dict[str, Any] | None = None  # message_dict(message), built once for every recipient
     flagged: tuple[str, ...] = ()
+    # (user id, `notification` frame) for each user the new message notifies, sent after commit.
+    notices: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     _duplicate_of: int | None = field(default=None, repr=False)  # the stored message of its client_id
     _twin: PostOutcome | None = field(default=None, repr=False)  # the same client_id earlier in the batch
 
@@ -98,6 +102,7 @@ def posts_store(posts: Sequence[PostRequest]) -> list[PostOutcome]:
             # Another process stored one of these client_ids first; the re-run's check finds its row.
             for outcome in standing:
                 outcome.message, outcome.created, outcome.payload, outcome.error = None, False, None, None
+                outcome.notices = []
                 outcome._duplicate_of = outcome._twin = None
             if attempt == CLIENT_ID_RACE_RETRIES - 1:
                 raise
@@ -168,12 +173,23 @@ def _store(outcomes: list[PostOutcome], charged: set[int]) -> None:
             message.reply_to = replies[message.reply_to_id]
         if outcome.flagged:
             report_by_word_filter(message=message, terms=outcome.flagged)
-    conversations.messages_stored(messages)
+    notifications = conversations.messages_stored(
+        messages, rooms={room_id: room.kind for room_id, room in rooms.items()}
+    )
     for outcome in accepted:
         assert outcome.message is not None
         outcome.payload = message_dict(
             outcome.message, room_slug=outcome.request.room_slug, author_username=outcome.request.username
         )
+        outcome.notices = [
+            (
+                row.user_id,
+                notification_frame(
+                    notification_dict(row, message=outcome.payload, room_slug=outcome.request.room_slug)
+                ),
+            )
+            for row in notifications.get(outcome.message.id, ())
+        ]
 
 
 @dataclass
@@ -182,17 +198,7 @@ class _RoomRow:
     last_message_id: int
     version: int
     slow_mode_seconds: int
-
-
-def _one_of(values: Sequence[Any], params: list[Any]) -> str:
-    """`= ANY(%s)` with one array parameter on PostgreSQL (psycopg parses each placeholder of
-    every statement: long IN lists were a visible share of the batch's CPU), `IN (...)` elsewhere.
-    Appends the parameters to `params`, so build the SQL in the order it reads."""
-    if connection.vendor == "postgresql":
-        params.append(list(values))
-        return "= ANY(%s)"
-    params.extend(values)
-    return "IN (" + ", ".join(["%s"] * len(values)) + ")"
+    kind: conversations.RoomKind
 
 
 def _lock_rooms(room_ids: list[int]) -> dict[int, _RoomRow]:
@@ -200,12 +206,21 @@ def _lock_rooms(room_ids: list[int]) -> dict[int, _RoomRow]:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     params: list[Any] = []
     sql = (
-        f"SELECT id, last_message_id, version, slow_mode_seconds FROM {Room._meta.db_table} "
+        f"SELECT id, last_message_id, version, slow_mode_seconds, is_private, kind FROM {Room._meta.db_table} "
         f"WHERE id {_one_of(room_ids, params)} ORDER BY id{lock}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {row[0]: _RoomRow(row[0], row[1] or 0, row[2] or 0, row[3] or 0) for row in cursor.fetchall()}
+        return {
+            row[0]: _RoomRow(
+                row[0],
+                row[1] or 0,
+                row[2] or 0,
+                row[3] or 0,
+                conversations.RoomKind(bool(row[4]), row[5] == Room.Kind.DM),
+            )
+            for row in cursor.fetchall()
+        }
 
 
 @dataclass

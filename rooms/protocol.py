@@ -288,6 +288,11 @@ def message_deleted_frame(*, room: str, message_id: int) -> dict[str, Any]:
     return {"type": "message_deleted", "room": room, "id": message_id}
 
 
+def notification_frame(notification: dict[str, Any]) -> dict[str, Any]:
+    """To every socket of the notified user (CONTRACT §5); `notification` from notification_dict."""
+    return {"type": "notification", "notification": notification}
+
+
 def resync_frame(*, room: str) -> dict[str, Any]:
     return {"type": "resync", "room": room}
 

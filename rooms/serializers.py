@@ -18,6 +18,7 @@ from chatsite.api.fields import (
     StrictIntegerField,
     StrictSlugField,
 )
+from rooms.conversations.notifications import MAX_IDS_PER_READ
 from rooms.conversations.reads import read_state_of
 from rooms.models import Room
 from rooms.protocol import iso
@@ -127,6 +128,27 @@ class MessagePageSerializer(serializers.Serializer):
     has_more = serializers.BooleanField(help_text="More messages exist beyond this page in its direction.")
 
 
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(
+        choices=["mention", "reply", "dm"],
+        help_text="The first that applies: the user is mentioned, the message replies to theirs, it is in their DM.",
+    )
+    room = serializers.SlugField(help_text="The room's slug.")
+    message = MessageSerializer()
+    created = serializers.DateTimeField()
+    read = serializers.BooleanField()
+
+
+class NotificationPageSerializer(serializers.Serializer):
+    results = NotificationSerializer(many=True, help_text="Newest first.")
+    has_more = serializers.BooleanField(help_text="Older notifications exist beyond this page.")
+
+
+class NotificationUnreadSerializer(serializers.Serializer):
+    unread = serializers.IntegerField(help_text="The caller's unread notifications left.")
+
+
 class MembershipSerializer(serializers.Serializer):
     room = serializers.SlugField()
     username = serializers.CharField()
@@ -204,6 +226,25 @@ class MessagePostSerializer(serializers.Serializer):
 
 class MessageEditSerializer(serializers.Serializer):
     body = StrictCharField(trim_whitespace=False)
+
+
+class NotificationListQuerySerializer(serializers.Serializer):
+    unread = serializers.ChoiceField(choices=["1", "0", "true", "false"], required=False)
+    before = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False)
+
+
+class NotificationReadSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=JsonIntegerField(min_value=1, max_value=MAX_ID), max_length=MAX_IDS_PER_READ, required=False
+    )
+    all = StrictBooleanField(required=False, help_text="true: mark every notification read.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("ids" in attrs) == ("all" in attrs):
+            raise serializers.ValidationError('Give exactly one of "ids" (a list of notification ids) and "all": true.')
+        if "all" in attrs and attrs["all"] is not True:
+            raise serializers.ValidationError('"all" can only be true; to mark some, give "ids".')
+        return attrs
 
 
 class ReportSerializer(serializers.Serializer):

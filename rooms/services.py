@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from rooms import ratelimit, wordfilter
+from rooms import conversations, ratelimit, wordfilter
 from rooms.conversations.reads import room_marker_start
 from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited
@@ -25,6 +25,7 @@ from rooms.models import (
     Membership,
     Message,
     MessageRevision,
+    Notification,
     Report,
     Room,
     RoomBan,
@@ -32,7 +33,7 @@ from rooms.models import (
     SiteBan,
 )
 from rooms.posting import PostRequest, posts_store
-from rooms.protocol import message_body_check
+from rooms.protocol import message_body_check, message_dict, notification_frame
 from rooms.realtime import events
 from rooms.sanitize import sanitize_body
 from rooms.selectors import (
@@ -208,7 +209,8 @@ def message_edit(*, user, message: Message, body: str) -> Message:
 
     Checks authorship, room ban and mute, the word filter, then the posting rate limit (an edit
     spends a token of the same budget; a refused one spends none). An edit to the same text changes
-    nothing. Locks the message row, so concurrent edits each keep the text they replaced.
+    nothing. Mentions are parsed again: newly mentioned users are notified, those no longer
+    mentioned lose their unread mention (rooms/conversations/notifications.py). Locks the message row, so concurrent edits each keep the text they replaced.
     """
     if message.author_id != user.id:
         raise Forbidden("Only the author may edit a message.")
@@ -240,15 +242,30 @@ def message_edit(*, user, message: Message, body: str) -> Message:
             replaced=now,
         )
         message.body_raw, message.body, message.edited, message.version = body, sanitized, now, version
-        message.save(update_fields=["body", "body_raw", "edited", "version"])
+        mentions = conversations.message_mentions_edit(message)
+        message.save(update_fields=["body", "body_raw", "edited", "version", "mentions"])
         if verdict.flagged:
             report_by_word_filter(message=message, terms=verdict.flagged)
         events.message_edited(message)
+        _notifications_announce(message, mentions.announce)
     return message
 
 
+def _notifications_announce(message: Message, notifications: list[Notification]) -> None:
+    """Each notified user's sockets get the `notification` frame once the transaction commits."""
+    if not notifications:
+        return
+    payload = message_dict(message)
+    for notification in notifications:
+        frame = notification_frame(
+            conversations.notification_dict(notification, message=payload, room_slug=message.room.slug)
+        )
+        events.user_frame(notification.user_id, frame)
+
+
 def message_delete(*, actor, message: Message) -> None:
-    """The author or a room moderator removes a message from history; broadcast `message_deleted`."""
+    """The author or a room moderator removes a message from history, and its notifications with
+    it; broadcast `message_deleted`."""
     is_author = message.author_id == actor.id
     if not is_author:
         _require_room_moderator(actor=actor, room=message.room)
@@ -259,6 +276,7 @@ def message_delete(*, actor, message: Message) -> None:
         message.deleted_by = actor
         message.version = room_version_next(room_id=message.room_id)
         message.save(update_fields=["deleted", "deleted_by", "version"])
+        conversations.message_notifications_delete(message)
         if not is_author:
             _audit(
                 actor=actor,

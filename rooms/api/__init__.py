@@ -10,6 +10,7 @@ from rooms.api.moderation import (
     RestrictionKind,
     RestrictionListView,
 )
+from rooms.api.notifications import NotificationListView, NotificationReadView
 from rooms.api.rooms import MembershipMeView, MembershipView, RoomDetailView, RoomListView
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "MessageDetailView",
     "MessageListView",
     "MessageReportView",
+    "NotificationListView",
+    "NotificationReadView",
     "RestrictionDetailView",
     "RestrictionKind",
     "RestrictionListView",

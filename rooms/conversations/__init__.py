@@ -2,6 +2,17 @@
 replies, reactions, search and the changes feed. Services are keyword-only `<entity>_<verb>`;
 each module holds one subject and this package re-exports the public names."""
 
+from rooms.conversations.mentions import MentionToken, mention_tokens, mentions_resolve
+from rooms.conversations.notifications import (
+    RoomKind,
+    message_mentions_edit,
+    message_notifications_delete,
+    notification_dict,
+    notification_list,
+    notification_unread_count,
+    notifications_for_user,
+    notifications_mark_read,
+)
 from rooms.conversations.reads import (
     read_state_send,
     room_marker_start,
@@ -14,8 +25,19 @@ from rooms.conversations.stored import messages_stored
 from rooms.conversations.versions import message_version_bump, room_version_next
 
 __all__ = [
+    "MentionToken",
+    "RoomKind",
+    "mention_tokens",
+    "mentions_resolve",
+    "message_mentions_edit",
+    "message_notifications_delete",
     "message_version_bump",
     "messages_stored",
+    "notification_dict",
+    "notification_list",
+    "notification_unread_count",
+    "notifications_for_user",
+    "notifications_mark_read",
     "read_state_send",
     "room_marker_start",
     "room_read",

@@ -148,9 +148,11 @@ class Batcher:
                 queued.answer(outcome)
             except Exception:  # one socket's failure must not cost the others their answers
                 logger.exception("answering a post failed")
-        for event in room_events:
+        # Notifications go the same way, after the messages they are about: from this task, never
+        # from the database thread (whose on-commit hooks would block it on the event loop).
+        for event in [*room_events, *events.notification_events(outcomes)]:
             self._outgoing.put_nowait(event)
-        if room_events and self._sender is None:
+        if not self._outgoing.empty() and self._sender is None:
             self._sender = asyncio.create_task(self._send_loop(), name="post-batcher-sender")
 
     async def _send_loop(self) -> None:

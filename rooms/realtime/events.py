@@ -244,10 +244,21 @@ def messages_created_events(outcomes: Sequence[PostOutcome], *, origin: str = ""
     ]
 
 
+def notification_events(outcomes: Sequence[PostOutcome]) -> list[UserFrame]:
+    """One per-user event for each `notification` the batch's new messages made (after its
+    message events: a client sees the message before the notification about it, when it has both)."""
+    return [
+        UserFrame(user_id=user_id, frame=frame)
+        for outcome in outcomes
+        if outcome.created
+        for user_id, frame in outcome.notices
+    ]
+
+
 def messages_created(outcomes: Sequence[PostOutcome]) -> None:
-    """Broadcast a batch's new messages on commit (the REST path; the socket's batcher sends its
-    own from the event loop, rooms/realtime/batcher.py)."""
-    for event in messages_created_events(outcomes):
+    """Broadcast a batch's new messages and its notifications on commit (the REST path; the
+    socket's batcher sends the same events from the event loop, rooms/realtime/batcher.py)."""
+    for event in [*messages_created_events(outcomes), *notification_events(outcomes)]:
         send_on_commit(event)
 
 
