@@ -35,9 +35,9 @@ const LIVE_ROOMS = 20; // rooms joined for the sidebar's live counts (the stream
 const JUMP_MAX_PAGES = 20; // older pages loaded at most to reach a message being opened
 const READ_CHECK_MS = 250;
 const CHANGES_MAX_PAGES = 50;
-// TRANSITIONAL: false until the conversations back end (issue 10: notifications, read, changes)
-// is on main; then the page counts notifications, keeps the read marker and catches up by versions.
-const SERVER_HAS_CONVERSATIONS = false;
+// TRANSITIONAL: each part turns on once its back end is on main (issue 10: POST read/, the
+// notifications; issue 11: the changes feed); until then the page does without it.
+const SERVER_HAS = { readMarker: false, notifications: false, changes: false };
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const room = config.room;
@@ -406,7 +406,7 @@ function scheduleReadCheck() {
 
 /** Move the marker to the newest message in view, only while the user is attending. */
 function advanceReadMarker() {
-  if (!SERVER_HAS_CONVERSATIONS || !state.isMember || !isAttending()) return;
+  if (!SERVER_HAS.readMarker || !state.isMember || !isAttending()) return;
   const id = messages.newestVisibleId();
   if (id === null || id <= state.lastReadId) return;
   state.lastReadId = id;
@@ -576,7 +576,7 @@ socket.on("joined", (frame) => {
   state.isMember = true;
   if (firstTime && state.sidebarLoaded) state.sidebarLoaded.then(() => sidebar.get(room) || sidebar.load());
   // Edits, deletes and reactions are not replayed by the join: the changes feed has them.
-  if (SERVER_HAS_CONVERSATIONS) catchUp({ resumed: frame.resumed });
+  if (SERVER_HAS.changes) catchUp({ resumed: frame.resumed });
   else if (frame.resumed) loadLatest({ initial: false });
   scheduleReadCheck();
 });
@@ -677,7 +677,7 @@ function showFirstUnread() {
 async function start() {
   if (config.isMuted) composer.lock("forbidden", "You are muted in this room: you may read but not post.");
   state.sidebarLoaded = sidebar.load();
-  if (SERVER_HAS_CONVERSATIONS) notifications.refreshCount();
+  if (SERVER_HAS.notifications) notifications.refreshCount();
   const loaded = await loadLatest({ initial: true });
   await state.sidebarLoaded;
   showFirstUnread();

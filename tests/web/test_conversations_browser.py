@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import browser_marks, in_thread, message_items, wait_for_message, wait_until
+from tests.web.conftest import browser_marks, in_thread, message_items, post, seed, wait_for_message, wait_until
 
 pytestmark = browser_marks
 
@@ -24,33 +24,6 @@ def members(lobby, alice, bob):
 
     for user in (alice, bob):
         Membership.objects.get_or_create(room=lobby, user=user)
-
-
-def seed(room, author, texts: list[str]) -> list[int]:
-    """Messages straight into the table, with ids, versions and the room's counters advanced as the
-    write path does (test data only: no rate limit, no broadcast)."""
-    from django.db.models import F
-
-    from rooms.models import Message, Room
-
-    room.refresh_from_db()
-    rows = Message.objects.bulk_create(
-        [
-            Message(room=room, author=author, body=text, body_raw=text, version=room.version + n + 1)
-            for n, text in enumerate(texts)
-        ]
-    )
-    ids = [row.id for row in rows]
-    Room.objects.filter(pk=room.pk).update(last_message_id=max(ids), version=F("version") + len(texts))
-    return ids
-
-
-def post(user, room, body: str, **fields):
-    """A live message through the service (it broadcasts); returns the stored message."""
-    from rooms.services import message_post
-
-    message, _ = in_thread(message_post, user=user, room=room, body=body, **fields)
-    return message
 
 
 def row(page, message_id: int):

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import browser_marks, message_items, send, wait_for_message, wait_until
+from tests.web.conftest import (
+    browser_marks,
+    message_items,
+    send,
+    wait_for_message,
+    wait_until,
+)
 
 pytestmark = browser_marks
 
