@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from accounts.credentials import Credential
 from rooms.realtime.writer import Frame
 
 
@@ -26,6 +27,10 @@ class Connection(Protocol):
     @property
     def session_key(self) -> str | None:
         """The web session that authenticated this connection (None for JWT and tickets)."""
+
+    @property
+    def credential(self) -> Credential | None:
+        """What the handshake accepted (accounts/credentials.py), re-checked at every heartbeat."""
 
     def deliver_message(self, room_id: int, message_id: int, frame: Frame) -> None:
         """A `message` frame of a joined room: send it once, in id order (skip ids already sent)."""

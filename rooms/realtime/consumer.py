@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from accounts.credentials import Credential
 from chatsite import metrics
 from chatsite.logs import log_event
 from rooms import selectors, services
@@ -444,9 +445,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # ----- the hub's Connection interface -----------------------------------------------------
 
     @property
+    def credential(self) -> Credential | None:
+        return self.scope.get("credential")
+
+    @property
     def session_key(self) -> str | None:
-        credential = self.scope.get("credential")
-        return getattr(credential, "session_key", None)
+        return getattr(self.credential, "session_key", None)
 
     def deliver_message(self, room_id: int, message_id: int, frame: Frame) -> None:
         subscription = self.subscriptions.get(room_id)

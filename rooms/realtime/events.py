@@ -310,17 +310,13 @@ def user_site_banned(*, user_id: int) -> None:
 
 def user_credentials_ended(*, user_id: int, session_key: str | None = None) -> None:
     """A user's credentials ended: with `session_key`, the connections that web session
-    authenticated (logout); without, all of the user's (password change, deactivation). They
-    must close with 4001 within one second on every process (CONTRACT §7).
+    authenticated (logout); without, all of the user's (password change, deactivation). They close
+    with 4001 on every process once the transaction commits (CONTRACT §7), through the same
+    per-user close as a site ban; the hub's heartbeat re-check (accounts/credentials.py) closes any
+    a lost event left open. Called by accounts/services.py only."""
+    from rooms.protocol import CLOSE_UNAUTHENTICATED
 
-    CONNECTION POINT, NOT WIRED YET: `user_close(user_id, CLOSE_UNAUTHENTICATED, session_key)` is
-    the mechanism (it exists); wiring it here, with its tests, is the connection-closing work of
-    issue 12. Until then open sockets stay open until they reconnect; what already holds is that
-    every new handshake, REST call, refresh and ticket with the ended credential is refused.
-    Called by accounts/services.py (password_change, password_set, user_deactivate, session_logout).
-    """
+    user_close(user_id, CLOSE_UNAUTHENTICATED, session_key)
     scope = "session" if session_key else "all"
     # The session key itself is a credential: it is never logged.
-    transaction.on_commit(
-        lambda: log_event(logger, "credentials_ended", user_id=user_id, scope=scope, connections_closed="not wired")
-    )
+    transaction.on_commit(lambda: log_event(logger, "credentials_ended", user_id=user_id, scope=scope))

@@ -21,12 +21,13 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from accounts.credentials import Credential, credentials_ended
 from chatsite import metrics
 from chatsite.loops import per_loop
 from rooms.presence import make_presence
 from rooms.protocol import (
-    CLOSE_BANNED,
     CLOSE_SHUTTING_DOWN,
+    CLOSE_UNAUTHENTICATED,
     dumps,
     message_deleted_frame,
     message_dict,
@@ -86,14 +87,9 @@ def _room_rules(room_ids: list[int]) -> dict[int, RoomRules]:
 
 
 @run_in_db_thread
-def _site_banned(user_ids: list[int]) -> set[int]:
-    from rooms.models import SiteBan
-
-    banned: set[int] = set()
-    for start in range(0, len(user_ids), 1000):
-        chunk = user_ids[start : start + 1000]
-        banned.update(SiteBan.objects.active().filter(user_id__in=chunk).values_list("user_id", flat=True))
-    return banned
+def _credentials_ended(credentials: set[Credential]) -> dict[Credential, int]:
+    """Which of the local connections' credentials ended, with the close code (two queries)."""
+    return credentials_ended(credentials)
 
 
 @run_in_db_thread
@@ -419,9 +415,11 @@ class Hub:
             feeds[room_id].tail_check(last_id)
 
     async def revalidate(self) -> None:
-        """Re-read every local room's rules and the local users' site bans, and act on what a lost
-        layer event left stale: a banned user's connections leave the room (or close, 4003), mutes
-        and slow mode are refreshed. Runs every heartbeat, so nothing stale outlives one."""
+        """Re-read every local room's rules and every local connection's credential, and act on
+        what a lost layer event left stale: a banned user's connections leave the room, mutes and
+        slow mode are refreshed, connections whose credential ended close (4003 for a site ban,
+        4001 for a logout, password change or deactivation). Runs every heartbeat, so nothing
+        stale outlives one; a few queries for the whole process, not per connection."""
         room_ids = [room_id for room_id, feed in self.feeds.items() if feed.is_ready]
         if room_ids:
             for room_id, rules in (await _room_rules(room_ids)).items():
@@ -431,11 +429,16 @@ class Hub:
                 feed.slow_mode_seconds, feed.muted_user_ids = rules.slow_mode_seconds, rules.muted_user_ids
                 for connection in [c for c in feed.connections if c.user_id in rules.banned_user_ids]:
                     await connection.leave_room(room_id, reason="banned")
-        user_ids = sorted(self.connections_by_user)
-        if user_ids:
-            for user_id in await _site_banned(user_ids):
-                for connection in list(self.connections_by_user.get(user_id, ())):
-                    await connection.close_with(CLOSE_BANNED)
+        held = {connection: connection.credential for connection in self.connections}
+        if not held:
+            return
+        ended = await _credentials_ended({credential for credential in held.values() if credential is not None})
+        for connection, credential in held.items():
+            # No credential means no handshake vouched for it (accounts/ws_auth.py always records
+            # one): fail closed.
+            code = CLOSE_UNAUTHENTICATED if credential is None else ended.get(credential)
+            if code is not None:
+                await connection.close_with(code)
 
     async def _presence_leave_loop(self) -> None:
         while True:

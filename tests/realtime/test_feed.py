@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from accounts.credentials import Credential
 from rooms.realtime import feed as feed_module
 from rooms.realtime.feed import FeedMessage, RoomFeed
 from rooms.realtime.writer import Frame
@@ -56,6 +57,7 @@ class FakeConnection:
         self.username = f"user{user_id}"
         self.conn_id = f"conn{user_id}"
         self.session_key = None
+        self.credential = Credential(user_id=user_id, token_epoch=0)
         self.ids: list[int] = []
         self.events: list[str] = []
 

@@ -21,13 +21,16 @@ def hub(settings, monkeypatch):
     async def room_rules(room_ids):
         return {room_id: rules[room_id] for room_id in room_ids if room_id in rules}
 
-    async def site_banned(user_ids):
-        return set()
+    ended: dict = {}  # what the database says of the connections' credentials
+
+    async def credentials_ended(credentials):
+        return {credential: code for credential, code in ended.items() if credential in credentials}
 
     monkeypatch.setattr(hub_module, "_room_rules", room_rules)
-    monkeypatch.setattr(hub_module, "_site_banned", site_banned)
+    monkeypatch.setattr(hub_module, "_credentials_ended", credentials_ended)
     made = Hub()
     made.test_rules = rules  # type: ignore[attr-defined]
+    made.test_ended = ended  # type: ignore[attr-defined]
     return made
 
 
@@ -117,6 +120,18 @@ async def test_revalidation_applies_a_lost_ban_and_mute(hub):
     assert banned.left == [(7, "banned")] and muted.left == []
     assert feed is not None and feed.muted_user_ids == {2} and feed.slow_mode_seconds == 30
     await hub.shutdown(timeout=0.5)
+
+
+async def test_revalidation_closes_connections_whose_credential_ended(hub):
+    """A lost logout, password change or site ban: the heartbeat's one re-check closes exactly
+    those connections (4001, 4003); one without any credential is closed too (fail closed)."""
+    fine, logged_out, banned, unvouched = Recorder(1), Recorder(2, "s-2"), Recorder(3), Recorder(4)
+    unvouched.credential = None  # type: ignore[assignment]
+    for connection in (fine, logged_out, banned, unvouched):
+        hub.add(connection)
+    hub.test_ended.update({logged_out.credential: 4001, banned.credential: 4003})
+    await hub.revalidate()
+    assert [c.closed_with for c in (fine, logged_out, banned, unvouched)] == [None, 4001, 4003, 4001]
 
 
 async def test_mute_and_slow_mode_events_update_the_standing_cache(hub):
