@@ -225,6 +225,8 @@ def _checked_rate(name: str, value: str) -> tuple[int, float]:
 
 RATE_LIMIT_MESSAGES = env.str("RATE_LIMIT_MESSAGES", default="10/10s")
 CHAT_MESSAGE_RATE = _checked_rate("RATE_LIMIT_MESSAGES", RATE_LIMIT_MESSAGES)
+# Reactions added or taken back per user, WebSocket and REST together (docs/api.md, Throttling).
+CHAT_REACTION_RATE = _checked_rate("CHAT_REACTION_RATE", env.str("CHAT_REACTION_RATE", default="30/10s"))
 AUTH_THROTTLE = env.str("AUTH_THROTTLE", default="30/min")
 _auth_count, _auth_window = _checked_rate("AUTH_THROTTLE", AUTH_THROTTLE)
 

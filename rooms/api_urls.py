@@ -27,6 +27,12 @@ urlpatterns = [
     path("messages/<int:message_id>/report/", api.MessageReportView.as_view(), name="api-message-report"),
     path("notifications/", api.NotificationListView.as_view(), name="api-notifications"),
     path("notifications/read/", api.NotificationReadView.as_view(), name="api-notifications-read"),
+    path("messages/<int:message_id>/reactions/", api.ReactionListView.as_view(), name="api-message-reactions"),
+    path(
+        "messages/<int:message_id>/reactions/<str:emoji>/",
+        api.ReactionDetailView.as_view(),
+        name="api-message-reaction",
+    ),
     path("bans/", api.RestrictionListView.as_view(kind=api.SITE_BAN), name="api-site-bans"),
     path("bans/<username:username>/", api.RestrictionDetailView.as_view(kind=api.SITE_BAN), name="api-site-ban"),
 ]

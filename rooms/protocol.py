@@ -120,7 +120,17 @@ class ReadFrame:
     last_read_id: int
 
 
-InboundFrame = JoinFrame | LeaveFrame | MessageFrame | TypingFrame | PingFrame | ReadFrame
+@dataclass(frozen=True)
+class ReactFrame:
+    """Add (or with `remove`, take back) a reaction (CONTRACT §5); `emoji` is checked by the service."""
+
+    room: str
+    message_id: int
+    emoji: str
+    remove: bool = False
+
+
+InboundFrame = JoinFrame | LeaveFrame | MessageFrame | TypingFrame | PingFrame | ReadFrame | ReactFrame
 
 
 class FrameError(BadRequest):
@@ -184,12 +194,13 @@ def message_body_check(body: Any) -> str:
     return storable_text_check(body, field="body")
 
 
-MESSAGE_ID_MAX = 2**63 - 1  # PostgreSQL bigint: a larger id can name no row
+# PostgreSQL bigint: the largest id a row can have (chatsite.api.fields.MAX_ID is the same).
+MAX_MESSAGE_ID = 2**63 - 1
 
 
 def message_id_check(value: Any, *, field: str) -> int:
     """A message id as JSON gives it: an integer 1..2**63-1, not a bool, float or string."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MESSAGE_ID_MAX:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_MESSAGE_ID:
         raise BadRequest(f'"{field}" must be a message id: a positive integer.')
     return value
 
@@ -208,10 +219,6 @@ def _parse_message(data: dict) -> MessageFrame:
     return MessageFrame(room=room, body=body, client_id=client_id, reply_to=reply_to)
 
 
-# PostgreSQL bigint: the largest id a row can have (chatsite.api.fields.MAX_ID is the same).
-MAX_MESSAGE_ID = 2**63 - 1
-
-
 def read_marker_check(value: Any) -> int:
     """A `last_read_id` as a client gives it (socket and REST alike): a non-negative JSON integer;
     a huge one is only 'beyond the last message' and clamps like any other. BadRequest otherwise."""
@@ -227,6 +234,20 @@ def _parse_read(data: dict) -> ReadFrame:
     return ReadFrame(room=room, last_read_id=read_marker_check(data["last_read_id"]))
 
 
+def _parse_react(data: dict) -> ReactFrame:
+    room = _room(data)
+    message_id = message_id_check(data.get("message_id"), field="message_id")
+    emoji = data.get("emoji")
+    if not isinstance(emoji, str):
+        raise BadRequest('"emoji" must be a string: one emoji or a :short_code:.')
+    remove = data.get("remove", False)
+    if remove is None:
+        remove = False
+    if not isinstance(remove, bool):
+        raise BadRequest('"remove" must be true or false when given.')
+    return ReactFrame(room=room, message_id=message_id, emoji=emoji, remove=remove)
+
+
 _PARSERS: dict[str, Callable[[dict], InboundFrame]] = {
     "join": _parse_join,
     "leave": lambda data: LeaveFrame(room=_room(data)),
@@ -234,6 +255,7 @@ _PARSERS: dict[str, Callable[[dict], InboundFrame]] = {
     "typing": lambda data: TypingFrame(room=_room(data)),
     "ping": lambda data: PingFrame(),
     "read": _parse_read,
+    "react": _parse_react,
 }
 
 
@@ -313,6 +335,22 @@ def read_state_frame(state: dict[str, Any]) -> dict[str, Any]:
         "last_read_id": state["last_read_id"],
         "unread_count": state["unread_count"],
         "mention_count": state["mention_count"],
+    }
+
+
+def reaction_frame(
+    *, room: str, message_id: int, emoji: str, user: str, added: bool, count: int, version: int
+) -> dict[str, Any]:
+    """`reaction` (CONTRACT §5): `count` is that emoji's count after the change."""
+    return {
+        "type": "reaction",
+        "room": room,
+        "message_id": message_id,
+        "emoji": emoji,
+        "user": user,
+        "added": added,
+        "count": count,
+        "version": version,
     }
 
 

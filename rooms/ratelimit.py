@@ -38,6 +38,9 @@ def rule_for(action: str) -> Rule:
         return Rule(capacity=2, window_seconds=2 * interval)
     if action == "join":
         return Rule(*settings.CHAT_JOIN_RATE)
+    if action == "reaction":
+        # Its own bucket: reacting to many messages must not stop a user from posting.
+        return Rule(*settings.CHAT_REACTION_RATE)
     raise ValueError(f"no rate rule for action {action!r}; add one to rooms.ratelimit.rule_for")
 
 

@@ -247,6 +247,13 @@ class NotificationReadSerializer(serializers.Serializer):
         return attrs
 
 
+class ReactionSerializer(serializers.Serializer):
+    # Checked by the service (rooms.conversations.emoji_check), the rule the socket uses too.
+    emoji = StrictCharField(
+        max_length=200, trim_whitespace=False, help_text="One emoji, or a short code `:name:` (1-32 of a-z 0-9 _ + -)."
+    )
+
+
 class ReportSerializer(serializers.Serializer):
     reason = StrictCharField(max_length=500)
 

@@ -11,6 +11,7 @@ from rooms.api.moderation import (
     RestrictionListView,
 )
 from rooms.api.notifications import NotificationListView, NotificationReadView
+from rooms.api.reactions import ReactionDetailView, ReactionListView
 from rooms.api.rooms import MembershipMeView, MembershipView, RoomDetailView, RoomListView
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "MessageReportView",
     "NotificationListView",
     "NotificationReadView",
+    "ReactionDetailView",
+    "ReactionListView",
     "RestrictionDetailView",
     "RestrictionKind",
     "RestrictionListView",

@@ -13,6 +13,14 @@ from rooms.conversations.notifications import (
     notifications_for_user,
     notifications_mark_read,
 )
+from rooms.conversations.reactions import (
+    emoji_check,
+    reaction_add,
+    reaction_message_get,
+    reaction_remove,
+    reaction_set,
+    reaction_summary,
+)
 from rooms.conversations.reads import (
     read_state_send,
     room_marker_start,
@@ -27,6 +35,7 @@ from rooms.conversations.versions import message_version_bump, room_version_next
 __all__ = [
     "MentionToken",
     "RoomKind",
+    "emoji_check",
     "mention_tokens",
     "mentions_resolve",
     "message_mentions_edit",
@@ -38,6 +47,11 @@ __all__ = [
     "notification_unread_count",
     "notifications_for_user",
     "notifications_mark_read",
+    "reaction_add",
+    "reaction_message_get",
+    "reaction_remove",
+    "reaction_set",
+    "reaction_summary",
     "read_state_send",
     "room_marker_start",
     "room_read",

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from accounts.credentials import Credential
 from chatsite import metrics
 from chatsite.logs import log_event
-from rooms import selectors, services
+from rooms import conversations, selectors, services
 from rooms.exceptions import ChatError, Forbidden, SlowMode
 from rooms.posting import PostOutcome, PostRequest
 from rooms.protocol import (
@@ -41,6 +41,7 @@ from rooms.protocol import (
     LeaveFrame,
     MessageFrame,
     PingFrame,
+    ReactFrame,
     TypingFrame,
     dumps,
     error_frame,
@@ -374,12 +375,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: PingFrame) -> None:
         await self.send_frame(pong_frame())
 
+    async def on_react(self, frame: ReactFrame) -> None:
+        """Like the REST reaction calls (no join needed). Answered once: by the `reaction`
+        broadcast when this socket is joined to the room and something changed, else by the same
+        frame sent to this socket alone (the state after it: a repeated add changes nothing)."""
+        reaction, changed = await db_call(
+            conversations.reaction_set,
+            user=self.user,
+            room_slug=frame.room,
+            message_id=frame.message_id,
+            emoji=frame.emoji,
+            remove=frame.remove,
+        )
+        if not changed or frame.room not in self.room_ids:
+            await self.send_frame(reaction)
+
     _handlers: dict[type, Callable[[ChatConsumer, Any], Awaitable[None]]] = {
         JoinFrame: on_join,
         LeaveFrame: on_leave,
         MessageFrame: on_message,
         TypingFrame: on_typing,
         PingFrame: on_ping,
+        ReactFrame: on_react,
     }
 
     def _joined(self, slug: str) -> Subscription:

@@ -90,6 +90,14 @@ class MessageDeleted(RoomEvent):
 
 
 @dataclass(frozen=True)
+class ReactionChanged(RoomEvent):
+    """A reaction added or taken back: `frame` is the `reaction` frame (rooms/protocol.py)."""
+
+    type: ClassVar[str] = "chat.reaction"
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Typing(RoomEvent):
     type: ClassVar[str] = "chat.typing"
     user_id: int
@@ -161,6 +169,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MessagesCreated,
         MessageEdited,
         MessageDeleted,
+        ReactionChanged,
         Typing,
         Presence,
         RoomBanned,
@@ -268,6 +277,12 @@ def message_edited(message) -> None:
 
 def message_deleted(message) -> None:
     send_on_commit(MessageDeleted(room_id=message.room_id, slug=message.room.slug, id=message.id))
+
+
+def reaction_changed(*, message, frame: dict[str, Any]) -> None:
+    """Every connection joined to the message's room, on every process, gets `frame` (a
+    `reaction` frame) once the transaction commits."""
+    send_on_commit(ReactionChanged(room_id=message.room_id, frame=frame))
 
 
 def room_user_banned(*, room, user_id: int) -> None:

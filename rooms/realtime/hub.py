@@ -326,6 +326,11 @@ class Hub:
         if feed is not None:
             feed.broadcast(message_deleted_frame(room=event.slug, message_id=event.id))
 
+    async def _on_reaction(self, event: events.ReactionChanged) -> None:
+        feed = self.feeds.get(event.room_id)
+        if feed is not None:
+            feed.broadcast(event.frame)
+
     async def _on_typing(self, event: events.Typing) -> None:
         feed = self.feeds.get(event.room_id)
         if feed is not None:
@@ -383,6 +388,7 @@ class Hub:
         events.MessagesCreated: _on_messages,
         events.MessageEdited: _on_message_edited,
         events.MessageDeleted: _on_message_deleted,
+        events.ReactionChanged: _on_reaction,
         events.Typing: _on_typing,
         events.Presence: _on_presence,
         events.RoomBanned: _on_room_banned,
