@@ -248,6 +248,7 @@ def message_edit(*, user, message: Message, body: str) -> Message:
             report_by_word_filter(message=message, terms=verdict.flagged)
         events.message_edited(message)
         _notifications_announce(message, mentions.announce)
+        conversations.mention_counts_changed(room_id=message.room_id, user_ids=mentions.changed_user_ids)
     return message
 
 
@@ -276,7 +277,8 @@ def message_delete(*, actor, message: Message) -> None:
         message.deleted_by = actor
         message.version = room_version_next(room_id=message.room_id)
         message.save(update_fields=["deleted", "deleted_by", "version"])
-        conversations.message_notifications_delete(message)
+        unread = conversations.message_notifications_delete(message)
+        conversations.mention_counts_changed(room_id=message.room_id, user_ids=unread)
         if not is_author:
             _audit(
                 actor=actor,

@@ -5,6 +5,7 @@ each module holds one subject and this package re-exports the public names."""
 from rooms.conversations.mentions import MentionToken, mention_tokens, mentions_resolve
 from rooms.conversations.notifications import (
     RoomKind,
+    mention_counts_changed,
     message_mentions_edit,
     message_notifications_delete,
     notification_dict,
@@ -36,6 +37,7 @@ __all__ = [
     "MentionToken",
     "RoomKind",
     "emoji_check",
+    "mention_counts_changed",
     "mention_tokens",
     "mentions_resolve",
     "message_mentions_edit",

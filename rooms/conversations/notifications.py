@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -27,9 +27,11 @@ from rooms.conversations.mentions import (
     mentions_resolve,
     username_key,
 )
+from rooms.conversations.reads import read_state_of, rooms_with_read_state
 from rooms.exceptions import BadRequest
 from rooms.models import Membership, Message, Notification, Room, RoomBan, SiteBan, restriction_active_sql
-from rooms.protocol import iso
+from rooms.protocol import iso, read_state_frame
+from rooms.realtime import events
 from rooms.sql import one_of
 
 NOTIFICATIONS_PAGE = 50
@@ -342,13 +344,32 @@ def notifications_mark_read(
     *, user, ids: Iterable[int] | None = None, everything: bool = False
 ) -> tuple[int, set[int]]:
     """Mark the user's notifications read: those of `ids` (ids of other users' notifications are
-    ignored) or, with `everything`, all. Returns (unread left, rooms whose unread mentions changed)."""
+    ignored) or, with `everything`, all. Each room whose `mention_count` this changed is sent to the
+    user's sockets as `read_state` on commit. Returns (unread left, ids of those rooms)."""
     if (ids is None) == (not everything):
         raise BadRequest('Give either "ids" (a list of notification ids) or "all": true.')
-    rows = Notification.objects.filter(user_id=user.id, is_read=False)
-    if not everything:
-        rows = rows.filter(id__in=sorted(set(ids or ())))
-    room_ids = set(rows.values_list("room_id", flat=True).distinct())
-    if room_ids:
-        rows.update(is_read=True)
-    return notification_unread_count(user=user), room_ids
+    with transaction.atomic():
+        rows = Notification.objects.filter(user_id=user.id, is_read=False)
+        if not everything:
+            rows = rows.filter(id__in=sorted(set(ids or ())))
+        room_ids = set(rows.order_by().values_list("room_id", flat=True).distinct())
+        if room_ids:
+            rows.update(is_read=True)
+            _read_states_send(user_id=user.id, room_ids=room_ids)
+        return notification_unread_count(user=user), room_ids
+
+
+def _read_states_send(*, user_id: int, room_ids: set[int]) -> None:
+    """`read_state` of each of the rooms the user is a member of (for others mention_count is 0
+    and stays 0): one query for them all, sent on commit."""
+    member_rooms = Membership.objects.filter(user_id=user_id, room_id__in=sorted(room_ids)).values("room_id")
+    user = get_user_model()(id=user_id)  # only the id is read
+    for room in rooms_with_read_state(Room.objects.filter(pk__in=member_rooms), user=user):
+        events.user_frame(user_id, read_state_frame(read_state_of(room)))
+
+
+def mention_counts_changed(*, room_id: int, user_ids: Iterable[int]) -> None:
+    """The unread mentions of these users in one room changed (an edit, a delete): each member's
+    sockets get the room's `read_state` on commit."""
+    for user_id in sorted(set(user_ids)):
+        _read_states_send(user_id=user_id, room_ids={room_id})

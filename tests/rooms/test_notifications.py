@@ -348,7 +348,8 @@ def test_an_edit_that_mentions_the_replied_author_upgrades_the_reply(alice, bob,
         edit(reply, "answer, @bob")
     [row] = Notification.objects.filter(user=bob)
     assert (row.kind, row.is_read) == ("mention", False)
-    [frame] = user_frames(sent)[bob.id]
+    [frame, state] = user_frames(sent)[bob.id]
+    assert state == {"type": "read_state", "room": "lobby", "last_read_id": 0, "unread_count": 1, "mention_count": 1}
     assert frame["notification"]["id"] == row.id and frame["notification"]["kind"] == "mention"
 
 
