@@ -11,6 +11,7 @@ urlpatterns = [
     path("rooms/<slug:slug>/members/", api.MembershipView.as_view(), name="api-room-members"),
     path("rooms/<slug:slug>/members/me/", api.MembershipMeView.as_view(), name="api-room-members-me"),
     path("rooms/<slug:slug>/messages/", api.MessageListView.as_view(), name="api-room-messages"),
+    path("rooms/<slug:slug>/read/", api.RoomReadView.as_view(), name="api-room-read"),
     path("rooms/<slug:slug>/bans/", api.RestrictionListView.as_view(kind=api.ROOM_BAN), name="api-room-bans"),
     path(
         "rooms/<slug:slug>/bans/<username:username>/",

@@ -80,6 +80,13 @@ class RoomSerializer(serializers.Serializer):
     )
 
 
+class ReadStateSerializer(serializers.Serializer):
+    room = serializers.SlugField(help_text="The room's slug.")
+    last_read_id = serializers.IntegerField(help_text="The read marker after the call.")
+    unread_count = serializers.IntegerField(help_text="Live messages above the marker not written by the caller.")
+    mention_count = serializers.IntegerField(help_text="The caller's unread notifications of the room.")
+
+
 class RoomPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
     previous = serializers.URLField(allow_null=True, help_text="The previous page, or null.")
@@ -183,6 +190,11 @@ class RoomCreateSerializer(serializers.Serializer):
 class RoomListQuerySerializer(serializers.Serializer):
     # Query strings are text: "1"/"true" list only the user's rooms, "0"/"false" (default) all.
     joined = serializers.ChoiceField(choices=["1", "0", "true", "false"], required=False, default="0")
+
+
+class RoomReadSerializer(serializers.Serializer):
+    # No max_value: a huge id is only "beyond the last message", which the service clamps.
+    last_read_id = JsonIntegerField(min_value=0, help_text="Id of the last message the user has seen.")
 
 
 class RoomUpdateSerializer(serializers.Serializer):

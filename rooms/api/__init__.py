@@ -12,6 +12,7 @@ from rooms.api.moderation import (
 )
 from rooms.api.notifications import NotificationListView, NotificationReadView
 from rooms.api.reactions import ReactionDetailView, ReactionListView
+from rooms.api.reads import RoomReadView
 from rooms.api.rooms import MembershipMeView, MembershipView, RoomDetailView, RoomListView
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "RestrictionListView",
     "RoomDetailView",
     "RoomListView",
+    "RoomReadView",
 ]

@@ -118,3 +118,12 @@ def room_marker_start(*, room: Room) -> int:
     """Where a new member's read marker starts: the room's last message id now (a newcomer does
     not inherit the room's whole history as unread; docs/contract-notes.md)."""
     return Room.objects.filter(pk=room.pk).values_list("last_message_id", flat=True).first() or 0
+
+
+def room_read_by_slug(*, user, slug: str, last_read_id: Any) -> dict[str, Any]:
+    """`room_read` for the room `slug` as the WebSocket `read` frame names it: members only (a
+    private room the user is not in: NotFound; not a member, or banned: Forbidden)."""
+    from rooms.selectors import room_get_for_member  # selectors imports this module
+
+    room = room_get_for_member(user=user, slug=slug)
+    return room_read(user=user, room=room, last_read_id=last_read_id)

@@ -42,6 +42,7 @@ from rooms.protocol import (
     MessageFrame,
     PingFrame,
     ReactFrame,
+    ReadFrame,
     TypingFrame,
     dumps,
     error_frame,
@@ -390,6 +391,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not changed or frame.room not in self.room_ids:
             await self.send_frame(reaction)
 
+    async def on_read(self, frame: ReadFrame) -> None:
+        """Move the read marker; the answer is the `read_state` every socket of the user gets (this
+        one included, joined to the room or not) through the hub's per-user delivery."""
+        await db_call(conversations.room_read_by_slug, user=self.user, slug=frame.room, last_read_id=frame.last_read_id)
+
     _handlers: dict[type, Callable[[ChatConsumer, Any], Awaitable[None]]] = {
         JoinFrame: on_join,
         LeaveFrame: on_leave,
@@ -397,6 +403,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         TypingFrame: on_typing,
         PingFrame: on_ping,
         ReactFrame: on_react,
+        ReadFrame: on_read,
     }
 
     def _joined(self, slug: str) -> Subscription:

@@ -94,3 +94,16 @@ def test_docs_page():
     response = APIClient().get("/api/v1/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_schema_documents_read_state():
+    """§5: the room object's read-state fields, rooms/?joined=, and POST rooms/{slug}/read/."""
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    room = schema["components"]["schemas"]["Room"]["properties"]
+    assert {"kind", "last_message_id", "joined", "last_read_id", "unread_count", "mention_count"} <= set(room)
+    listing = schema["paths"]["/api/v1/rooms/"]["get"]
+    assert "joined" in {parameter["name"] for parameter in listing["parameters"]}
+    read = schema["paths"]["/api/v1/rooms/{slug}/read/"]["post"]
+    assert set(read["responses"]) >= {"200", "400", "401", "403", "404"}
+    body = read["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][body]["properties"]) == {"last_read_id"}
