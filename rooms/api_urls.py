@@ -34,6 +34,7 @@ urlpatterns = [
         api.ReactionDetailView.as_view(),
         name="api-message-reaction",
     ),
+    path("search/", api.SearchView.as_view(), name="api-search"),
     path("bans/", api.RestrictionListView.as_view(kind=api.SITE_BAN), name="api-site-bans"),
     path("bans/<username:username>/", api.RestrictionDetailView.as_view(kind=api.SITE_BAN), name="api-site-ban"),
 ]

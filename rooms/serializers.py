@@ -259,6 +259,13 @@ class NotificationReadSerializer(serializers.Serializer):
         return attrs
 
 
+class SearchQuerySerializer(serializers.Serializer):
+    # The rest of the rule (blank, NUL, lone surrogates) is rooms.conversations.search_query_check.
+    q = StrictCharField(max_length=200, trim_whitespace=False)
+    room = StrictCharField(max_length=200, required=False, trim_whitespace=False)
+    before = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False)
+
+
 class ReactionSerializer(serializers.Serializer):
     # Checked by the service (rooms.conversations.emoji_check), the rule the socket uses too.
     emoji = StrictCharField(

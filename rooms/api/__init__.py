@@ -14,6 +14,7 @@ from rooms.api.notifications import NotificationListView, NotificationReadView
 from rooms.api.reactions import ReactionDetailView, ReactionListView
 from rooms.api.reads import RoomReadView
 from rooms.api.rooms import MembershipMeView, MembershipView, RoomDetailView, RoomListView
+from rooms.api.search import SearchView
 
 __all__ = [
     "ROOM_BAN",
@@ -34,4 +35,5 @@ __all__ = [
     "RoomDetailView",
     "RoomListView",
     "RoomReadView",
+    "SearchView",
 ]

@@ -31,6 +31,7 @@ from rooms.conversations.reads import (
     room_with_read_state,
     rooms_with_read_state,
 )
+from rooms.conversations.search import message_search, rooms_readable_by, search_query_check
 from rooms.conversations.stored import messages_stored
 from rooms.conversations.versions import message_version_bump, room_version_next
 
@@ -43,6 +44,7 @@ __all__ = [
     "mentions_resolve",
     "message_mentions_edit",
     "message_notifications_delete",
+    "message_search",
     "message_version_bump",
     "messages_stored",
     "notification_dict",
@@ -62,5 +64,7 @@ __all__ = [
     "room_read_state",
     "room_version_next",
     "room_with_read_state",
+    "rooms_readable_by",
     "rooms_with_read_state",
+    "search_query_check",
 ]

@@ -107,3 +107,21 @@ def test_schema_documents_read_state():
     assert set(read["responses"]) >= {"200", "400", "401", "403", "404"}
     body = read["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][body]["properties"]) == {"last_read_id"}
+
+
+def test_schema_documents_replies_reactions_and_search():
+    """§5: reply_to on the post body, the reaction calls (201/200, 204/404) and search (q, room, before)."""
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    post = paths["/api/v1/rooms/{slug}/messages/"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "reply_to" in components[body]["properties"]
+    reactions = paths["/api/v1/messages/{message_id}/reactions/"]["post"]
+    assert set(reactions["responses"]) >= {"200", "201", "400", "403", "404"}
+    body = reactions["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(components[body]["properties"]) == {"emoji"}
+    delete = paths["/api/v1/messages/{message_id}/reactions/{emoji}/"]["delete"]
+    assert set(delete["responses"]) >= {"204", "404"}
+    search = paths["/api/v1/search/"]["get"]
+    assert {parameter["name"] for parameter in search["parameters"]} >= {"q", "room", "before"}
+    assert set(search["responses"]) >= {"200", "400", "404"}
