@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import User
 from rooms import selectors, services
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound
-from rooms.models import Membership
+from rooms.models import Membership, Room
 
 
 class RoomCreateForm(forms.Form):
@@ -86,4 +86,16 @@ def room_detail(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "maxBodyChars": settings.CHAT_MAX_BODY_CHARS,
         "typingIntervalSeconds": settings.CHAT_TYPING_INTERVAL_SECONDS,
     }
-    return render(request, "rooms/room_detail.html", {"room": room, "chat_config": config})
+    return render(
+        request,
+        "rooms/room_detail.html",
+        {"room": room, "room_label": room_label(room, request.user), "chat_config": config},
+    )
+
+
+def room_label(room: Room, user: User) -> str:
+    """How the page names a room: `#slug`, or for a DM the other person (its name is both usernames)."""
+    if not room.is_dm:
+        return f"#{room.slug}"
+    others = [name for name in room.name.split(", ") if name != user.get_username()]
+    return others[0] if others else room.name

@@ -255,6 +255,22 @@ def test_chat_page_of_a_private_room_for_a_member(alice_client, alice, room_fact
     assert alice_client.get("/rooms/mine/").status_code == 200
 
 
+def test_chat_page_of_a_dm_is_named_after_the_other_person(alice_client, alice, bob):
+    """A DM's page (its name is both usernames) is titled, headed and labelled with the other
+    person's name; outsiders get 404 as for any private room."""
+    from rooms.models import Membership, Room
+
+    dm = Room.objects.create(slug="dm-test", name="alice, bob", kind=Room.Kind.DM, is_private=True)
+    for user in (alice, bob):
+        Membership.objects.create(room=dm, user=user)
+    response = alice_client.get("/rooms/dm-test/")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "<title>bob · chatsite</title>" in text
+    assert re.search(r"<h1><span class=\"badge private\">direct</span> bob</h1>", text)
+    assert 'placeholder="Message bob"' in text and "alice, bob" not in text
+
+
 def test_chat_page_when_banned_is_403_with_the_reason(alice_client, room_factory):
     """A user banned from a room gets 403 and the reason, not the page."""
     from rooms.services import room_ban
