@@ -169,7 +169,10 @@ export class NotificationPanel {
     } catch (error) {
       this.parts.status.textContent = `Could not mark them read: ${describeError(error)}.`;
     }
+    const hadFocus = document.activeElement === this.parts.markAll;
     this.render();
+    // The button disables itself once nothing is unread: keep the focus (and Escape) in the panel.
+    if (hadFocus && this.parts.markAll.disabled) this.parts.close.focus();
   }
 
   _setUnread(unread) {

@@ -8,6 +8,8 @@ through the service (`post`), which broadcasts to the server's sockets over Redi
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -285,4 +287,90 @@ def test_the_conversation_features_fit_a_360px_screen(chat_page, members, lobby,
     expect(menu).to_be_visible()
     assert inside_viewport(page, menu) and no_sideways_scroll(page)
     assert message_items(page, "a message to react to").count() == 1
+    assert page.watch.problems() == []
+
+
+# ----- mentions and notifications ------------------------------------------------------------------
+
+
+@pytest.fixture
+def garden(room_factory, alice, bob):
+    return room_factory("garden", name="Garden", members=(alice, bob))
+
+
+def sidebar_link(page, slug: str):
+    return page.locator(f"#room-sidebar li[data-slug='{slug}'] a")
+
+
+def unread_badge(page, slug: str):
+    return sidebar_link(page, slug).locator(".badge.unread")
+
+
+def mention_badge(page, slug: str):
+    return sidebar_link(page, slug).locator(".badge.mention")
+
+
+def test_a_mention_is_counted_and_notified_live_and_opening_it_shows_the_message(
+    chat_page, members, lobby, garden, alice, bob
+):
+    """alice mentions bob in #garden while bob has #lobby open on two devices: both show `@1` on
+    #garden and a bell count of 1 at once; the panel says "alice mentioned you in #garden";
+    choosing it (keyboard) marks it read and opens #garden at that message, 70 messages back,
+    highlighted as mentioning bob; that page's bell and the room's `@` badge are clear."""
+    seed(garden, alice, [f"earlier talk {n}" for n in range(70)])
+    one = chat_page(bob, "lobby")
+    two = chat_page(bob, "lobby")
+    expect(unread_badge(one, "garden")).to_have_text("70")
+    mention = post(alice, garden, "@bob the tulips are up")
+    for page in (one, two):
+        expect(mention_badge(page, "garden")).to_have_text("@1")
+        expect(unread_badge(page, "garden")).to_have_text("71")
+        expect(sidebar_link(page, "garden")).to_have_accessible_name(re.compile(r"^#garden\W+1 mention, 71 unread$"))
+        expect(page.locator("#notifications-count")).to_have_text("1")
+        expect(page.locator("#notifications-button")).to_have_accessible_name("Notifications, 1 unread")
+    seed(garden, alice, [f"later talk {n}" for n in range(70)])  # the mention is 70 messages back
+    one.locator("#notifications-button").click()
+    item = one.locator("#notifications-list li.notification.unread button")
+    expect(item).to_have_count(1)
+    expect(item.locator(".notification-what")).to_have_text("alice mentioned you in #garden")
+    expect(item.locator(".notification-preview")).to_have_text("@bob the tulips are up")
+    expect(item).to_be_focused()
+    one.keyboard.press("Enter")
+    one.wait_for_url(f"**/rooms/garden/?message={mention.id}")
+    target = row(one, mention.id)
+    expect(target).to_be_focused()
+    expect(target).to_be_in_viewport()
+    expect(target).to_have_class(re.compile(r"\bmentions-me\b"))
+    expect(one.locator("#notifications-count")).to_be_hidden()
+    expect(mention_badge(one, "garden")).to_have_count(0)
+    from rooms.models import Notification
+
+    assert Notification.objects.get(user=bob).is_read
+    assert one.watch.problems() == [] and two.watch.problems() == []
+
+
+def test_mark_all_read_clears_the_bell_and_escape_closes_the_panel(chat_page, members, lobby, garden, alice, bob):
+    """Two mentions and a reply to bob: the panel lists them newest first with their kinds;
+    "Mark all read" clears the bell; Escape closes the panel and gives the focus back."""
+    own = post(bob, garden, "bob asks something")
+    page = chat_page(bob, "lobby")
+    post(alice, garden, "@bob first mention")
+    post(alice, lobby, "hey @bob, second mention")
+    post(alice, garden, "a reply to bob", reply_to=own.id)
+    expect(page.locator("#notifications-count")).to_have_text("3")
+    page.locator("#notifications-button").click()
+    expect(page.locator("#notifications-list .notification-what")).to_have_text(
+        ["alice replied to you in #garden", "alice mentioned you in #lobby", "alice mentioned you in #garden"]
+    )
+    page.get_by_role("button", name="Mark all read").click()
+    expect(page.locator("#notifications-count")).to_be_hidden()
+    expect(page.locator("#notifications-list li.notification.unread")).to_have_count(0)
+    expect(page.locator("#notifications-status")).to_have_text("All notifications marked read.")
+    page.keyboard.press("Escape")
+    expect(page.locator("#notifications-panel")).to_be_hidden()
+    expect(page.locator("#notifications-button")).to_be_focused()
+    expect(page.locator("#notifications-button")).to_have_accessible_name("Notifications")
+    from rooms.models import Notification
+
+    assert not Notification.objects.filter(user=bob, is_read=False).exists()
     assert page.watch.problems() == []
