@@ -31,6 +31,15 @@ CHROMIUM_ARGS = [
 
 browser_marks = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
+# Playwright's `expect` waits 5 s by default; a loaded 2-core machine can take longer to page
+# through history, so assertions wait as long as the contexts' own default (10 s).
+try:
+    from playwright.sync_api import expect as _expect
+
+    _expect.set_options(timeout=10_000)
+except ImportError:  # the browser tests skip themselves without Playwright
+    pass
+
 
 @pytest.fixture
 def daphne_factory(daphne_factory):

@@ -374,3 +374,41 @@ def test_mark_all_read_clears_the_bell_and_escape_closes_the_panel(chat_page, me
 
     assert not Notification.objects.filter(user=bob, is_read=False).exists()
     assert page.watch.problems() == []
+
+
+# ----- reactions -------------------------------------------------------------------------------------
+
+
+def test_reactions_are_picked_counted_and_toggled_alike_on_both_pages(chat_page, members, lobby, alice, bob):
+    """alice picks 👍 on bob's message: both pages show 👍 1, pressed for alice only; bob adds his
+    with the toggle (2), alice takes hers back (1, no longer pressed for her), live everywhere."""
+    message = post(bob, lobby, "react to me")
+    page_a = chat_page(alice, "lobby")
+    page_b = chat_page(bob, "lobby")
+
+    def thumbs(page):
+        return row(page, message.id).locator(".reactions button.reaction[data-emoji='👍']")
+
+    row(page_a, message.id).get_by_role("button", name="Add a reaction", exact=False).click()
+    page_a.get_by_role("button", name="React with 👍").click()
+    for page, mine in ((page_a, "true"), (page_b, "false")):
+        expect(thumbs(page).locator(".reaction-count")).to_have_text("1")
+        expect(thumbs(page)).to_have_attribute("aria-pressed", mine)
+    expect(thumbs(page_a)).to_have_accessible_name("👍: 1 reaction, including yours (press to take it back)")
+    expect(thumbs(page_b)).to_have_attribute("title", "alice")
+
+    thumbs(page_b).click()
+    for page in (page_a, page_b):
+        expect(thumbs(page).locator(".reaction-count")).to_have_text("2")
+        expect(thumbs(page)).to_have_attribute("aria-pressed", "true")
+    expect(thumbs(page_a)).to_have_attribute("title", "alice, bob")
+
+    thumbs(page_a).focus()
+    page_a.keyboard.press("Enter")
+    for page, mine in ((page_a, "false"), (page_b, "true")):
+        expect(thumbs(page).locator(".reaction-count")).to_have_text("1")
+        expect(thumbs(page)).to_have_attribute("aria-pressed", mine)
+    page_b.reload()
+    expect(thumbs(page_b).locator(".reaction-count")).to_have_text("1")  # the server's state
+    expect(thumbs(page_b)).to_have_attribute("aria-pressed", "true")
+    assert page_a.watch.problems() == [] and page_b.watch.problems() == []
