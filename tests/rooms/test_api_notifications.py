@@ -277,3 +277,25 @@ def test_a_delete_sends_read_state_to_whoever_lost_an_unread_mention(alice, bob,
     row = Message.objects.select_related("room").get(pk=message.pk)
     frames = user_frames(bob, lambda: services.message_delete(actor=alice, message=row))
     assert [(f["type"], f["mention_count"]) for f in frames] == [("read_state", 0)]
+
+
+# ----- the schema ------------------------------------------------------------------------------
+
+
+def test_the_schema_documents_both_endpoints():
+    """OpenAPI: the page of notifications, the read body {ids, all} and its answer {unread}."""
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    components = schema["components"]["schemas"]
+
+    def shape(ref: dict) -> set[str]:
+        return set(components[ref["$ref"].rsplit("/", 1)[-1]]["properties"])
+
+    listing = schema["paths"]["/api/v1/notifications/"]["get"]
+    assert {parameter["name"] for parameter in listing["parameters"]} >= {"unread", "before"}
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert shape(page) == {"results", "has_more"}
+    assert shape(components["NotificationPage"]["properties"]["results"]["items"]) == NOTIFICATION_KEYS
+    marking = schema["paths"]["/api/v1/notifications/read/"]["post"]
+    assert shape(marking["requestBody"]["content"]["application/json"]["schema"]) == {"ids", "all"}
+    assert shape(marking["responses"]["200"]["content"]["application/json"]["schema"]) == {"unread"}
+    assert set(marking["responses"]) >= {"200", "400", "401"}
