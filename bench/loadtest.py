@@ -221,6 +221,7 @@ class Step:
 class Sock:
     __slots__ = (
         "close_code",
+        "connect_join_ns",
         "error",
         "handshake_ns",
         "idx",
@@ -247,6 +248,7 @@ class Sock:
         self.seen: set[int] = set()
         self.handshake_ns = 0
         self.joined_ns = 0
+        self.connect_join_ns = 0  # from the TCP connect to `joined`
         self.close_code = None
         self.error = None
 
@@ -479,6 +481,7 @@ class LoadTool:
                     sock.joined_fut = asyncio.get_running_loop().create_future()
                     ws.send_text(self.dialect.encode("join", f'"room":{json.dumps(sock.room)}'))
                     await asyncio.wait_for(sock.joined_fut, a.connect_timeout)
+                    sock.connect_join_ns = sock.joined_ns - started
             except (TimeoutError, OSError, HandshakeError, RuntimeError, Exception) as exc:
                 sock.error = f"{type(exc).__name__}: {exc}"[:200]
 
@@ -512,6 +515,7 @@ class LoadTool:
         okset = {s.idx for s in ok}
         failed = Counter((s.error or f"closed {s.close_code}")[:90] for s in self.socks if s.idx not in okset)
         hs = sorted(s.handshake_ns for s in ok)
+        cj = sorted(s.connect_join_ns for s in ok if s.connect_join_ns)
         res = {
             "sockets": len(self.socks),
             "connected": len(ok),
@@ -520,6 +524,9 @@ class LoadTool:
             "connect_all_s": round(elapsed, 3),
             "handshake_p50_ms": round(percentile(hs, 0.5) / 1e6, 1) if hs else None,
             "handshake_max_ms": round(hs[-1] / 1e6, 1) if hs else None,
+            # per socket, from its TCP connect to its `joined` (waits for the server under the burst)
+            "connect_join_p50_ms": round(percentile(cj, 0.5) / 1e6, 1) if cj else None,
+            "connect_join_p99_ms": round(percentile(cj, 0.99) / 1e6, 1) if cj else None,
             "connect_concurrency": a.connect_concurrency,
             "client_cpu_s_during_connect": round(cpu_seconds_self() - cpu0, 2),
             # machine-wide, so other processes' listeners count too; the server's backlog is daphne's

@@ -67,6 +67,7 @@ def measures(runs: dict, target: str) -> dict[str, object]:
     m["cap_deliveries"] = best["delivered_per_s"] if best else None
     m["cap_msgs"] = best["offered_msgs_per_s"] if best else None
     m["cap_p99"] = best["latency_p99_ms"] if best else None
+    m["cap_p50"] = best["latency_p50_ms"] if best else None
     m["cap_tool_cpu"] = best["client_cpu_pct"] if best else None
     m["cap_cpu_per_msg"] = best.get("server_cpu_us_per_accepted_msg") if best else None
     # Deliveries per second of a whole core at that step's CPU cost: what the server would carry
@@ -96,6 +97,11 @@ def measures(runs: dict, target: str) -> dict[str, object]:
     m["idle_s"] = c["connect_all_s"] if c else None
     m["idle_kib"] = c.get("server_kib_per_socket") if c else None
     m["idle_failed"] = c["failed_handshakes"] if c else None
+    m["idle_cj_p50"] = c.get("connect_join_p50_ms") if c else None
+    m["idle_cj_p99"] = c.get("connect_join_p99_ms") if c else None
+    cpu_s = c.get("server_cpu_s_during_connect") if c else None
+    # the server's CPU per socket over the burst: its cost of one connect + join
+    m["idle_cpu_ms_per_socket"] = round(1000 * cpu_s / c["connected"], 2) if cpu_s and c["connected"] else None
     m["idle_left"] = idle.get("redis_left_behind") if idle else None
     m["idle_left_later"] = idle.get("redis_left_behind_after_recheck") if idle else None
     over = runs.get((target, "overload"), {}).get("result")
@@ -160,10 +166,13 @@ def main(argv) -> int:
         with_ratio=True,
     )
     row(
-        "… its messages/s, p99 ms, tool's CPU %",
+        "… its messages/s, p50 and p99 ms, tool's CPU %",
         "",
         "",
-        show=lambda m: f"{fmt(m['cap_msgs'])} msg/s, p99 {fmt(m['cap_p99'])}, tool {fmt(m['cap_tool_cpu'])} %",
+        show=lambda m: (
+            f"{fmt(m['cap_msgs'])} msg/s, p50 {fmt(m['cap_p50'])}, p99 {fmt(m['cap_p99'])}, "
+            f"tool {fmt(m['cap_tool_cpu'])} %"
+        ),
     )
     row(
         "… first failing step",
@@ -188,6 +197,13 @@ def main(argv) -> int:
         "",
         show=lambda m: f"{fmt(m['idle_connected'])} of {fmt(m['idle_sockets'])} in {fmt(m['idle_s'])} s",
     )
+    row(
+        "… connect + join per socket in that burst, p50 (p99) ms",
+        "",
+        "",
+        show=lambda m: f"{fmt(m['idle_cj_p50'])} ({fmt(m['idle_cj_p99'])})",
+    )
+    row("… server CPU ms per connect + join", "", "idle_cpu_ms_per_socket", 2, with_ratio=True)
     row("… KiB per socket", "≤ 24 KiB", "idle_kib", with_ratio=True)
     row(
         "… left in Redis after all closed at once (10 s; 45 s)",
