@@ -40,6 +40,16 @@ def message(lobby, alice):
     return Message.objects.select_related("room", "author").get(pk=posted.pk)
 
 
+def dm_between(first, second) -> Room:
+    """A DM as §5 describes it: private, kind dm, the two users its only members, no owner."""
+    low, high = sorted((first, second), key=lambda user: user.id)
+    room = Room.objects.create(
+        slug=f"dm-{low.id}-{high.id}", name=f"{low.username}, {high.username}", is_private=True, kind="dm"
+    )
+    Membership.objects.bulk_create([Membership(room=room, user=low), Membership(room=room, user=high)])
+    return room
+
+
 def fresh(message) -> Message:
     return Message.objects.select_related("room", "author").get(pk=message.pk)
 
@@ -333,14 +343,15 @@ def test_rest_delete_with_a_bad_emoji_is_refused_never_500(message, bob, path_em
     assert response.json()["code"] == {400: "bad_request", 404: "not_found"}[status]
 
 
-def test_rest_unknown_private_and_deleted_messages_are_404(message, alice, bob, room_factory):
+def test_rest_unknown_private_and_deleted_messages_are_404(message, alice, bob, room_factory, user_factory):
     """Unknown ids (past bigint too), another user's private room or DM, a deleted message: 404."""
     secret_room = room_factory("secret", owner=alice, is_private=True)
     secret, _ = services.message_post(user=alice, room=secret_room, body="s")
     gone, _ = services.message_post(user=alice, room=message.room, body="gone")
     services.message_delete(actor=alice, message=gone)
+    in_dm, _ = services.message_post(user=alice, room=dm_between(alice, user_factory("dana")), body="dm")
     client = bearer(bob)
-    for message_id in (secret.id, gone.id, message.id + 1000, 2**63, 10**30):
+    for message_id in (secret.id, gone.id, in_dm.id, message.id + 1000, 2**63, 10**30):
         assert client.post(url(message_id), {"emoji": "👍"}, format="json").status_code == 404, message_id
         assert client.delete(url(message_id, "👍")).status_code == 404, message_id
 
@@ -446,6 +457,8 @@ async def test_ws_react_broadcasts_and_refusals_are_error_frames(in_process_serv
     secret_room = await sync_to_async(room_factory)("secret", owner=alice, is_private=True)
     target, _ = await sync_to_async(services.message_post)(user=alice, room=den, body="hi")
     secret, _ = await sync_to_async(services.message_post)(user=alice, room=secret_room, body="s")
+    dm = await sync_to_async(dm_between)(alice, muted)
+    in_dm, _ = await sync_to_async(services.message_post)(user=alice, room=dm, body="just us")
     await sync_to_async(RoomMute.objects.create)(room=den, user=muted)
     alice_ws, bob_ws, muted_ws = communicator(alice), communicator(bob), communicator(muted)
     for ws in (alice_ws, bob_ws, muted_ws):
@@ -478,7 +491,12 @@ async def test_ws_react_broadcasts_and_refusals_are_error_frames(in_process_serv
         (bob_ws, {"message_id": target.id, "emoji": "🎉", "remove": True}, "not_found"),
         (bob_ws, {"message_id": target.id + 1000, "emoji": "👍"}, "not_found"),
         (bob_ws, {"message_id": secret.id, "emoji": "👍", "room": "secret"}, "not_found"),
+        (bob_ws, {"message_id": in_dm.id, "emoji": "👍", "room": dm.slug}, "not_found"),
         (bob_ws, {"message_id": "x", "emoji": "👍"}, "bad_request"),
+        (bob_ws, {"message_id": target.id, "emoji": "👍\x00"}, "bad_request"),
+        (bob_ws, {"message_id": target.id, "emoji": "\udc00"}, "bad_request"),
+        (bob_ws, {"message_id": target.id, "emoji": "👍" * 5000}, "bad_request"),
+        (bob_ws, {"message_id": target.id}, "bad_request"),
         (muted_ws, {"message_id": target.id, "emoji": "👍"}, "forbidden"),
     ]
     for ws, fields, code in refusals:
@@ -507,3 +525,92 @@ async def test_ws_react_without_joining_is_answered_to_the_sender(in_process_ser
         frame = await receive_type(ws, "reaction")
         assert (frame["user"], frame["added"], frame["count"]) == ("alice", True, 1)
     await ws.disconnect()
+
+
+# ----- concurrency and the summary against a brute-force model -------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reactions_keep_the_summary_and_versions_exact(user_factory, room_factory, settings):
+    """Eight users reacting and un-reacting at once on one message: the stored summary equals the
+    rows, every change took its own room version, and the message has the last one."""
+    import threading
+
+    from django.db import connections
+
+    settings.CHAT_REACTION_RATE = (10_000, 1.0)
+    people = [user_factory(f"p{number}") for number in range(8)]
+    room = room_factory("busy", members=people)
+    target = services.message_post(user=people[0], room=room, body="race")[0]
+    start = threading.Barrier(len(people))
+    errors: list[BaseException] = []
+
+    def react(person, number: int) -> None:
+        try:
+            message = fresh(target)
+            start.wait(timeout=10)
+            for emoji in ("👍", ":ok:", "🎉"):
+                conversations.reaction_add(user=person, message=message, emoji=emoji)
+            if number % 2:
+                conversations.reaction_remove(user=person, message=message, emoji=":ok:")
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=react, args=(person, n)) for n, person in enumerate(people)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    stored = fresh(target)
+    assert stored.reactions == conversations.reaction_summary(message_id=target.id)
+    counts = {entry["emoji"]: entry["count"] for entry in stored.reactions}
+    assert counts == {"👍": 8, ":ok:": 4, "🎉": 8}
+    changes = 8 * 3 + 4
+    assert Room.objects.get(pk=room.pk).version == stored.version == target.version + changes
+
+
+def brute_force_summary(events: list[tuple[str, str]]) -> list[dict]:
+    """The summary as the contract words it, from the standing (user, emoji) reactions in order."""
+    standing: list[tuple[str, str]] = []
+    for user, emoji in events:
+        if (user, emoji) in standing:
+            standing.remove((user, emoji))
+        else:
+            standing.append((user, emoji))
+    summary: dict[str, dict] = {}
+    for user, emoji in standing:
+        entry = summary.setdefault(emoji, {"emoji": emoji, "count": 0, "users": []})
+        entry["count"] += 1
+        if len(entry["users"]) < 50:
+            entry["users"].append(user)
+    return list(summary.values())
+
+
+def test_summary_matches_a_brute_force_model_on_random_toggles(lobby, user_factory):
+    """200 random toggles by 6 users over 5 emoji: after each, the message's summary is the model's."""
+    import random
+
+    rng = random.Random(1234)
+    people = [user_factory(f"r{number}") for number in range(6)]
+    Membership.objects.bulk_create([Membership(room=lobby, user=person) for person in people])
+    target = fresh(services.message_post(user=people[0], room=lobby, body="toggle me")[0])
+    events: list[tuple[str, str]] = []
+    for _ in range(200):
+        person, emoji = rng.choice(people), rng.choice(["👍", "❤️", ":a:", "🇫🇷", ":b+:"])
+        if (person.username, emoji) in brute_force_summary_pairs(events):
+            conversations.reaction_remove(user=person, message=target, emoji=emoji)
+        else:
+            assert conversations.reaction_add(user=person, message=target, emoji=emoji) is True
+        events.append((person.username, emoji))
+        assert (fresh(target).reactions or []) == brute_force_summary(events)
+
+
+def brute_force_summary_pairs(events: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    standing: set[tuple[str, str]] = set()
+    for pair in events:
+        standing ^= {pair}
+    return standing
