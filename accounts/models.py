@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.functions import Lower
 
 MODERATORS_GROUP = "Moderators"
 
@@ -17,6 +18,11 @@ class User(AbstractUser):
         editable=False,
         help_text="Raised when the user's credentials end (password change, deactivation): older tokens are refused.",
     )
+
+    class Meta(AbstractUser.Meta):
+        # Mentions look names up ignoring case, many per batch of posts (rooms/conversations/
+        # notifications.py): without this index each lookup would scan the whole table.
+        indexes = [models.Index(Lower("username"), name="user_username_lower")]
 
     @property
     def is_moderator(self) -> bool:

@@ -132,21 +132,24 @@ def _readers(rooms: Mapping[int, RoomKind], room_ids: set[int], user_ids: set[in
     return readers
 
 
+def users_named_query(names: set[str]) -> QuerySet:
+    """The users whose username is one of `names` ignoring case (index `user_username_lower`)."""
+    keys = sorted({username_key(name) for name in names})
+    as_typed = sorted(name for name in names if not name.isascii())
+    condition = Q(name_key__in=keys)
+    if as_typed:
+        condition |= Q(username__in=as_typed)
+    return get_user_model().objects.annotate(name_key=Lower("username")).filter(condition).order_by("id")
+
+
 def _users_named(names: set[str]) -> dict[str, tuple[int, str]]:
     """`username_key(name)` -> (id, real username) of the users any of `names` may stand for,
     ignoring case: one query. On SQLite LOWER() folds ASCII only, so a non-ASCII name is also
     looked up as typed."""
     if not names:
         return {}
-    User = get_user_model()
-    keys = sorted({username_key(name) for name in names})
-    as_typed = sorted(name for name in names if not name.isascii())
-    condition = Q(name_key__in=keys)
-    if as_typed:
-        condition |= Q(username__in=as_typed)
     found: dict[str, tuple[int, str]] = {}
-    rows = User.objects.annotate(name_key=Lower("username")).filter(condition).order_by("id")
-    for user_id, username in rows.values_list("id", "username"):
+    for user_id, username in users_named_query(names).values_list("id", "username"):
         found.setdefault(username_key(username), (user_id, username))
     return found
 

@@ -382,3 +382,15 @@ def test_a_delete_removes_the_messages_notifications(alice, bob, carol, lobby):
     kept = post(alice, lobby, "@bob again")
     services.message_delete(actor=alice, message=Message.objects.select_related("room").get(pk=message.pk))
     assert list(Notification.objects.values_list("message_id", flat=True)) == [kept.id]
+
+
+@pytest.mark.postgres
+def test_the_name_lookup_can_use_the_lower_username_index(alice):
+    """Mentions look names up by LOWER(username): an index scan, not a scan of every user."""
+    from rooms.conversations.notifications import users_named_query
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = users_named_query({"Alice", "bob", "émile"}).explain()
+    assert "user_username_lower" in plan, plan
+    assert list(users_named_query({"ALICE"}).values_list("username", flat=True)) == ["alice"]
