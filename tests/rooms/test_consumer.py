@@ -88,11 +88,16 @@ json_values = st.recursive(
 frame_objects = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(["join", "leave", "message", "typing", "ping", "pong", "", "JOIN"]) | json_values,
+        "type": st.sampled_from(["join", "leave", "message", "typing", "ping", "react", "pong", "", "JOIN"])
+        | json_values,
         "room": st.sampled_from(["den", "nowhere", "", "../x", "a" * 65]) | json_values,
         "body": st.text(max_size=50) | json_values,
         "client_id": st.text(alphabet=string.ascii_letters, min_size=0, max_size=70) | json_values,
         "after": st.integers(min_value=-5, max_value=10**12) | json_values,
+        "reply_to": st.integers(min_value=-2, max_value=50) | json_values,
+        "message_id": st.integers(min_value=-2, max_value=50) | json_values,
+        "emoji": st.sampled_from(["👍", ":ok:", "❤", "👍👍", "x", ""]) | json_values,
+        "remove": st.booleans() | json_values,
     },
 )
 frame_texts = st.one_of(frame_objects.map(json.dumps), json_values.map(json.dumps), st.text(min_size=1, max_size=60))
@@ -137,7 +142,17 @@ def test_fuzzed_frames_never_crash_the_connection(texts, user_factory, room_fact
             if frame["type"] == "pong" and len([f for f in frames if f["type"] == "pong"]) > _pings(texts):
                 break
         for frame in frames:
-            assert frame["type"] in {"joined", "left", "message", "error", "pong", "presence", "typing", "resync"}
+            assert frame["type"] in {
+                "joined",
+                "left",
+                "message",
+                "error",
+                "pong",
+                "presence",
+                "typing",
+                "resync",
+                "reaction",
+            }
             if frame["type"] == "error":
                 assert frame["code"] in {
                     "bad_request",
