@@ -37,7 +37,7 @@ const READ_CHECK_MS = 250;
 const CHANGES_MAX_PAGES = 50;
 // TRANSITIONAL: each part turns on once its back end is on main (issue 10: POST read/, the
 // notifications; issue 11: the changes feed); until then the page does without it.
-const SERVER_HAS = { readMarker: false, notifications: true, changes: false };
+const SERVER_HAS = { readMarker: true, notifications: true, changes: false };
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const room = config.room;

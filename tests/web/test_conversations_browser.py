@@ -341,8 +341,9 @@ def test_a_mention_is_counted_and_notified_live_and_opening_it_shows_the_message
     expect(target).to_be_focused()
     expect(target).to_be_in_viewport()
     expect(target).to_have_class(re.compile(r"\bmentions-me\b"))
-    expect(one.locator("#notifications-count")).to_be_hidden()
-    expect(mention_badge(one, "garden")).to_have_count(0)
+    for page in (one, two):  # reading #garden (the read_state of every device) clears both
+        expect(page.locator("#notifications-count")).to_be_hidden()
+        expect(mention_badge(page, "garden")).to_have_count(0)
     from rooms.models import Notification
 
     assert Notification.objects.get(user=bob).is_read
@@ -412,3 +413,169 @@ def test_reactions_are_picked_counted_and_toggled_alike_on_both_pages(chat_page,
     expect(thumbs(page_b).locator(".reaction-count")).to_have_text("1")  # the server's state
     expect(thumbs(page_b)).to_have_attribute("aria-pressed", "true")
     assert page_a.watch.problems() == [] and page_b.watch.problems() == []
+
+
+# ----- the read marker and the divider ---------------------------------------------------------
+
+
+def marker(user, room) -> int:
+    from rooms.models import Membership
+
+    return Membership.objects.get(user=user, room=room).last_read_id
+
+
+def look_away(page):
+    """Put another tab of the same window in front: the page keeps running but loses the real
+    focus (Playwright's focus emulation, which makes every page focused, is turned off for it)."""
+    session = page.context.new_cdp_session(page)
+    session.send("Emulation.setFocusEmulationEnabled", {"enabled": False})
+    other = page.context.new_page()
+    other.bring_to_front()
+    wait_until(page, "!document.hasFocus()")
+    return other
+
+
+def read_requests(page) -> list[str]:
+    """The page's POST .../read/ calls, as they are made."""
+    calls: list[str] = []
+    page.on(
+        "request", lambda request: calls.append(request.post_data or "") if request.url.endswith("/read/") else None
+    )
+    return calls
+
+
+def read_check_done(page) -> None:
+    """Wait until the page's pending read-marker check (at most 250 ms after a new row) has run."""
+    wait_until(page, "window.chatPage.state.readTimer === null")
+
+
+def test_sidebar_counts_other_rooms_live_and_clears_on_both_devices_as_they_are_read(
+    chat_page, members, lobby, garden, alice, bob
+):
+    """Two devices of bob see alice's messages in #garden counted live in the sidebar (the room
+    moving to the top); bob opens #garden on one device, reads, and the count clears on both."""
+    one = chat_page(bob, "lobby")
+    two = chat_page(bob, "lobby")  # another browser context: a second device of the same user
+    for page in (one, two):
+        expect(sidebar_link(page, "garden")).to_be_visible()
+        expect(unread_badge(page, "garden")).to_have_count(0)
+        expect(sidebar_link(page, "lobby")).to_have_attribute("aria-current", "page")
+    post(alice, garden, "first in the garden")
+    last = post(alice, garden, "second in the garden")
+    post(bob, garden, "bob's own: not unread for bob")
+    for page in (one, two):
+        expect(unread_badge(page, "garden")).to_have_text("2")
+        expect(sidebar_link(page, "garden")).to_have_accessible_name(re.compile(r"^#garden\W+2 unread$"))
+        expect(page.locator("#sidebar-rooms li").first).to_have_attribute("data-slug", "garden")
+
+    sidebar_link(one, "garden").click()
+    one.wait_for_url("**/rooms/garden/")
+    wait_for_message(one, "second in the garden")
+    expect(unread_badge(two, "garden")).to_have_count(0)  # the read_state reached the other device
+    expect(unread_badge(one, "garden")).to_have_count(0)
+    expect(sidebar_link(one, "garden")).to_have_attribute("aria-current", "page")
+    assert marker(bob, garden) >= last.id
+    assert one.watch.problems() == [] and two.watch.problems() == []
+
+
+def test_the_read_marker_moves_only_while_the_page_is_seen(chat_page, members, lobby, garden, alice, bob):
+    """A message arriving while bob's lobby tab is in the background (not focused) or hidden gets
+    the "New messages" divider and is not read: no read call, the other device still counts it;
+    once the tab is in front and visible again the marker moves and the other device clears."""
+    away = chat_page(bob, "lobby")
+    other = chat_page(bob, "garden")
+    calls = read_requests(away)
+    look_away(away)
+    first = post(alice, lobby, "while you look away")
+    wait_for_message(away, "while you look away")
+    read_check_done(away)
+    expect(unread_badge(other, "lobby")).to_have_text("1")
+    assert calls == [] and marker(bob, lobby) < first.id
+    divider = away.locator("#messages .unread-divider")
+    expect(divider).to_have_text("New messages")
+    expect(divider).to_have_attribute("role", "separator")
+    expect(away.locator("#messages .unread-divider + li")).to_have_id(f"message-{first.id}")
+
+    away.bring_to_front()  # the window's focus event: the rows in view are seen now
+    expect(unread_badge(other, "lobby")).to_have_count(0)
+    assert marker(bob, lobby) == first.id
+    expect(away.locator("#messages .unread-divider + li")).to_have_id(f"message-{first.id}")  # stays put
+
+    # A hidden tab (minimised, another tab in front) reads nothing either.
+    away.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    second = post(alice, lobby, "while the tab is hidden")
+    wait_for_message(away, "while the tab is hidden")
+    read_check_done(away)
+    expect(unread_badge(other, "lobby")).to_have_text("1")
+    assert marker(bob, lobby) == first.id
+    away.evaluate("delete document.visibilityState; document.dispatchEvent(new Event('visibilitychange'))")
+    expect(unread_badge(other, "lobby")).to_have_count(0)
+    assert marker(bob, lobby) == second.id
+    assert away.watch.problems() == [] and other.watch.problems() == []
+
+
+def test_the_divider_marks_the_first_unread_message_and_only_what_is_in_view_is_read(
+    chat_page, members, lobby, garden, alice, bob
+):
+    """At load the divider goes before the first message after bob's marker that bob did not
+    write, and the view scrolls up to it; only the rows in view are read, the rest when bob
+    scrolls down to them."""
+    from rooms.models import Membership
+
+    read = seed(lobby, alice, [f"already read {n}" for n in range(20)])
+    seed(lobby, bob, ["bob wrote this after the marker"])
+    unread = seed(lobby, alice, [f"unread {n}" for n in range(40)])
+    Membership.objects.filter(user=bob, room=lobby).update(last_read_id=read[-1])
+    other = chat_page(bob, "garden")
+    expect(unread_badge(other, "lobby")).to_have_text("40")
+
+    page = chat_page(bob, "lobby", viewport={"width": 1000, "height": 500})
+    divider = page.locator("#messages .unread-divider")
+    expect(divider).to_be_in_viewport()
+    expect(page.locator("#messages .unread-divider + li")).to_have_id(f"message-{unread[0]}")
+    # What is in view is read; what is below the fold is not.
+    wait_until(page, f"window.chatPage.state.lastReadId >= {unread[0]}")
+    expect(row(page, unread[-1])).not_to_be_in_viewport()
+    read_check_done(page)
+    partly = marker(bob, lobby)
+    assert unread[0] <= partly < unread[-1]
+    page.locator("#messages-pane").evaluate("pane => { pane.scrollTop = pane.scrollHeight; }")
+    wait_until(page, f"window.chatPage.state.lastReadId === {unread[-1]}")
+    expect(unread_badge(other, "lobby")).to_have_count(0)
+    assert marker(bob, lobby) == unread[-1]
+    expect(page.locator("#messages .unread-divider + li")).to_have_id(f"message-{unread[0]}")
+    assert page.watch.problems() == [] and other.watch.problems() == []
+
+
+# ----- search ----------------------------------------------------------------------------------------
+
+
+def test_a_search_result_opens_its_room_at_that_message(chat_page, members, lobby, garden, alice, bob):
+    """Searching from #lobby finds a message 120 messages back in #garden (author, room, preview);
+    choosing it opens #garden scrolled to it; "only #lobby" finds nothing there."""
+    [heron] = seed(garden, alice, ["a grey <b>heron</b> by the pond"])
+    seed(garden, bob, [f"later talk {n}" for n in range(120)])
+    page = chat_page(bob, "lobby")
+    page.locator("#search-input").fill("heron")
+    page.locator("#search-input").press("Enter")
+    results = page.locator("#search-results a")
+    expect(results).to_have_count(1)
+    expect(results.locator(".search-result-head")).to_contain_text("alice in #garden")
+    expect(results.locator(".search-result-body")).to_have_text("a grey heron by the pond")
+    expect(results).to_be_focused()
+    expect(page.locator("#search-status")).to_have_text("1 message found for “heron”.")
+
+    page.locator("#search-only-room").check()
+    page.locator("#search-input").press("Enter")
+    expect(page.locator("#search-status")).to_have_text("Nothing found for “heron”.")
+    page.locator("#search-only-room").uncheck()
+    page.locator("#search-input").press("Enter")
+    results.click()
+    page.wait_for_url(f"**/rooms/garden/?message={heron}")
+    target = row(page, heron)
+    expect(target).to_be_focused()
+    expect(target).to_be_in_viewport()
+    assert page.watch.problems() == []
