@@ -35,6 +35,7 @@ urlpatterns = [
         name="api-message-reaction",
     ),
     path("search/", api.SearchView.as_view(), name="api-search"),
+    path("dms/", api.DmListView.as_view(), name="api-dms"),
     path("bans/", api.RestrictionListView.as_view(kind=api.SITE_BAN), name="api-site-bans"),
     path("bans/<username:username>/", api.RestrictionDetailView.as_view(kind=api.SITE_BAN), name="api-site-ban"),
 ]

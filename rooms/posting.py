@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -34,7 +35,7 @@ from chatsite import metrics
 from rooms import conversations, ratelimit, wordfilter
 from rooms.conversations import notification_dict
 from rooms.exceptions import BadRequest, ChatError, Forbidden, NotFound, SlowMode
-from rooms.models import Membership, Message, Room, RoomBan, RoomMute, restriction_active_sql
+from rooms.models import DirectPair, Membership, Message, Room, RoomBan, RoomMute, SiteBan, restriction_active_sql
 from rooms.protocol import message_body_check, message_dict, notification_frame, storable_text_check
 from rooms.sanitize import sanitize_body
 from rooms.sql import one_of as _one_of
@@ -233,6 +234,9 @@ class _Access:
     client_ids: dict[tuple[int, str], int]  # (author, client_id) -> message id
     last_created: dict[tuple[int, int], datetime]  # (room, author) -> last post, slow-mode rooms only
     reply_targets: dict[int, Message]
+    # DMs of the batch one of whose two users is banned site-wide or deactivated (CONTRACT §5:
+    # readable, but no new messages).
+    closed_dms: set[int] = field(default_factory=set)
 
     @classmethod
     def read(cls, outcomes: list[PostOutcome], rooms: dict[int, _RoomRow], now: datetime) -> _Access:
@@ -268,6 +272,18 @@ class _Access:
                 f"WHERE room_id {_one_of(slow_rooms, params)} AND author_id {_one_of(user_ids, params)} "
                 "GROUP BY room_id, author_id"
             )
+        dm_rooms = [room_id for room_id in room_ids if room_id in rooms and rooms[room_id].kind.is_dm]
+        if dm_rooms:
+            user_table = get_user_model()._meta.db_table
+            part = (
+                f"SELECT 'd', p.room_id, NULL, NULL, NULL FROM {DirectPair._meta.db_table} p "
+                f"WHERE p.room_id {_one_of(dm_rooms, params)} AND EXISTS (SELECT 1 FROM {user_table} du "
+                "WHERE du.id IN (p.user_low_id, p.user_high_id) AND (du.is_active = %s OR EXISTS "
+                f"(SELECT 1 FROM {SiteBan._meta.db_table} sb WHERE sb.user_id = du.id "
+                f"AND {restriction_active_sql('sb', '%s')})))"
+            )
+            params.extend([False, now_value])
+            parts.append(part)
         access = cls(set(), set(), set(), {}, {}, {})
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(parts), params)
@@ -282,6 +298,8 @@ class _Access:
                     access.client_ids[(second, text)] = first
                 elif kind == "s" and moment is not None:
                     access.last_created[(first, second)] = _aware(moment)
+                elif kind == "d":
+                    access.closed_dms.add(first)
         reply_ids = sorted({post.reply_to_id for post in posts if post.reply_to_id is not None})
         if reply_ids:
             access.reply_targets = Message.objects.select_related("author").in_bulk(reply_ids)
@@ -313,6 +331,8 @@ def _refusal(
         return Forbidden(f"You are banned from {post.room_slug!r}.")
     if pair in access.muted:
         return Forbidden(f"You are muted in {post.room_slug!r}: you may read but not post.")
+    if post.room_id in access.closed_dms:
+        return Forbidden("This DM is closed: the other user is banned or deactivated. You may still read it.")
     if post.reply_to_id is not None:
         target = access.reply_targets.get(post.reply_to_id)
         if target is None or target.room_id != post.room_id or target.deleted is not None:

@@ -21,6 +21,9 @@ def user_is_moderator(user) -> bool:
 
 
 def user_can_moderate_room(*, user, room: Room) -> bool:
+    """The room's owner or a site moderator; in a DM (no owner), site moderators only (CONTRACT §5)."""
+    if room.is_dm:
+        return user_is_moderator(user)
     return room.owner_id == user.id or user_is_moderator(user)
 
 
@@ -51,6 +54,16 @@ def room_list_for_user(*, user, joined_only: bool = False) -> QuerySet[Room]:
     else:
         rooms = Room.objects.filter(Q(is_private=False) | Q(pk__in=mine)).order_by("slug")
     return rooms_with_read_state(rooms.select_related("owner"), user=user)
+
+
+def user_for_dm(*, username: str):
+    """The user a DM may be opened with: active and not banned site-wide; None otherwise."""
+    return (
+        get_user_model()
+        .objects.filter(username=username, is_active=True)
+        .exclude(pk__in=SiteBan.objects.active().values("user_id"))
+        .first()
+    )
 
 
 def room_get_visible(*, user, slug: str) -> Room:

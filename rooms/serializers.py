@@ -192,6 +192,10 @@ class RoomListQuerySerializer(serializers.Serializer):
     joined = serializers.ChoiceField(choices=["1", "0", "true", "false"], required=False, default="0")
 
 
+class DmOpenSerializer(serializers.Serializer):
+    username = StrictCharField(max_length=150, help_text="The other user.")
+
+
 class RoomReadSerializer(serializers.Serializer):
     # No max_value: a huge id is only "beyond the last message", which the service clamps.
     last_read_id = JsonIntegerField(min_value=0, help_text="Id of the last message the user has seen.")

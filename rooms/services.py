@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from rooms import conversations, ratelimit, wordfilter
+from rooms.conversations.dms import slug_is_reserved
 from rooms.conversations.reads import room_marker_start
 from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Conflict, Forbidden, NotFound, RateLimited
@@ -85,6 +86,11 @@ def room_create(*, user, name: str, slug: str | None = None, topic: str = "", is
     slug = slug or slugify(name)[:64]
     if not slug:
         raise BadRequest('Give a "slug" of letters, digits, "-" or "_": none could be made from the name.')
+    if slug_is_reserved(slug):
+        raise BadRequest(
+            f'The slug {slug!r} has the form of a DM\'s ("dm-<id>-<id>"); choose another.',
+            fields={"slug": ["reserved"]},
+        )
     try:
         with transaction.atomic():
             room = Room.objects.create(slug=slug, name=name, topic=topic, is_private=is_private, owner=user)
@@ -144,7 +150,9 @@ def room_join_by_slug(*, user, slug: str) -> Room:
 
 
 def room_invite(*, actor, room: Room, username: str) -> Membership:
-    """Add `username` to a private room (owner or moderator); audited."""
+    """Add `username` to a private room (owner or moderator); audited. Never into a DM."""
+    if room.is_dm:
+        raise Forbidden("No one can be invited into a DM; open a DM with each person instead (POST dms/).")
     _require_room_moderator(actor=actor, room=room)
     user = _user_by_username(username)
     if user_is_room_banned(user_id=user.id, room_id=room.id):
@@ -157,7 +165,10 @@ def room_invite(*, actor, room: Room, username: str) -> Membership:
 
 
 def room_leave(*, user, room: Room) -> None:
-    """Stop being a member; NotFound if the user was not one. Open sockets leave the room."""
+    """Stop being a member; NotFound if the user was not one; a DM cannot be left (Forbidden).
+    Open sockets leave the room."""
+    if room.is_dm:
+        raise Forbidden("A DM cannot be left: it stays between its two users.")
     with transaction.atomic():
         deleted, _ = Membership.objects.filter(room=room, user=user).delete()
         if not deleted:

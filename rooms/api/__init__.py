@@ -1,6 +1,7 @@
 """DRF views of the rooms API (CONTRACT §2): validate with rooms/serializers.py, call a service or
 selector, shape with `room_dict` / `rooms.protocol.message_dict`. No rules and no writes here."""
 
+from rooms.api.dms import DmListView
 from rooms.api.messages import MessageDetailView, MessageListView, MessageReportView
 from rooms.api.moderation import (
     ROOM_BAN,
@@ -20,6 +21,7 @@ __all__ = [
     "ROOM_BAN",
     "ROOM_MUTE",
     "SITE_BAN",
+    "DmListView",
     "MembershipMeView",
     "MembershipView",
     "MessageDetailView",

@@ -2,6 +2,7 @@
 replies, reactions, search and the changes feed. Services are keyword-only `<entity>_<verb>`;
 each module holds one subject and this package re-exports the public names."""
 
+from rooms.conversations.dms import dm_open, slug_is_reserved
 from rooms.conversations.mentions import MentionToken, mention_tokens, mentions_resolve
 from rooms.conversations.notifications import (
     RoomKind,
@@ -38,6 +39,7 @@ from rooms.conversations.versions import message_version_bump, room_version_next
 __all__ = [
     "MentionToken",
     "RoomKind",
+    "dm_open",
     "emoji_check",
     "mention_counts_changed",
     "mention_tokens",
@@ -67,4 +69,5 @@ __all__ = [
     "rooms_readable_by",
     "rooms_with_read_state",
     "search_query_check",
+    "slug_is_reserved",
 ]

@@ -125,3 +125,12 @@ def test_schema_documents_replies_reactions_and_search():
     search = paths["/api/v1/search/"]["get"]
     assert {parameter["name"] for parameter in search["parameters"]} >= {"q", "room", "before"}
     assert set(search["responses"]) >= {"200", "400", "404"}
+
+
+def test_schema_documents_dms():
+    """§5: POST dms/ {username} answers 201 or 200 with a room."""
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    operation = schema["paths"]["/api/v1/dms/"]["post"]
+    assert set(operation["responses"]) >= {"200", "201", "400", "401", "404"}
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][body]["properties"]) == {"username"}
