@@ -153,9 +153,14 @@ def test_a_dm_notifies_the_other_member_with_the_first_kind_that_applies(alice, 
 
 
 def test_a_dm_with_a_site_banned_user_notifies_no_one(alice, bob, moderator):
+    """The DM refuses the post (CONTRACT §5, rooms/posting.py), so no one is notified."""
+    from rooms.exceptions import Forbidden
+
     dm = make_dm(alice, bob)
     services.site_ban(actor=moderator, username=bob.username)
-    assert kinds(post(alice, dm, "hello @bob")) == {}
+    with pytest.raises(Forbidden):
+        post(alice, dm, "hello @bob")
+    assert not Notification.objects.filter(room=dm).exists()
 
 
 def test_a_non_member_is_not_a_mention_in_a_private_room(alice, bob, carol, room_factory):
