@@ -16,7 +16,7 @@ from django.db.models.functions import RowNumber
 from rooms import ratelimit
 from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Forbidden, NotFound
-from rooms.models import Message, Reaction, Room
+from rooms.models import Membership, Message, Reaction, Room, SiteBan
 from rooms.protocol import reaction_frame
 from rooms.realtime import events
 from rooms.selectors import (
@@ -101,6 +101,14 @@ def _reactor_check(*, user, room: Room) -> None:
         raise Forbidden(f"You are muted in {room.slug!r}: you may read but not post or react.")
     if user_is_site_banned(user_id=user.id):
         raise Forbidden("You are banned from this site.")
+    if room.is_dm and _dm_partner_is_site_banned(user=user, room=room):
+        # §5: such a DM stays readable and refuses new messages; a reaction is a post here too.
+        raise Forbidden("The other person of this conversation is banned from the site: it is read-only.")
+
+
+def _dm_partner_is_site_banned(*, user, room: Room) -> bool:
+    partners = Membership.objects.filter(room_id=room.id).exclude(user_id=user.id).values("user_id")
+    return SiteBan.objects.active().filter(user_id__in=partners).exists()
 
 
 def _locked(message: Message) -> Message:

@@ -218,6 +218,19 @@ def test_muted_banned_site_banned_and_non_members_may_not_react(message, lobby, 
     assert Reaction.objects.filter(message=message).count() == 1
 
 
+def test_dm_with_a_site_banned_partner_is_read_only_for_reactions(alice, user_factory):
+    """A DM whose other user is banned site-wide stays readable and refuses reactions (403), as posts."""
+    dana = user_factory("dana")
+    dm = dm_between(alice, dana)
+    message = fresh(services.message_post(user=dana, room=dm, body="hello")[0])
+    assert conversations.reaction_add(user=alice, message=message, emoji="👋") is True
+    SiteBan.objects.create(user=dana)
+    with pytest.raises(Forbidden):
+        conversations.reaction_add(user=alice, message=message, emoji="👍")
+    with pytest.raises(Forbidden):
+        conversations.reaction_remove(user=alice, message=message, emoji="👋")
+
+
 def test_private_room_and_deleted_message_are_not_found(room_factory, alice, bob, message):
     """A message of a private room the user is not in, or a deleted one: NotFound."""
     secret_room = room_factory("secret", owner=alice, is_private=True)
