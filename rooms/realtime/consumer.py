@@ -484,7 +484,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             subscription.buffer.append((message_id, frame))
         elif message_id > subscription.last_sent:
             subscription.last_sent = message_id
-            self.send_shared(frame)
+            writer = self.writer  # send_shared, inlined: this runs once per delivery
+            if writer is not None and not self.closed:
+                writer.write(frame)
 
     def deliver_event(self, room_id: int, frame: Frame) -> None:
         subscription = self.subscriptions.get(room_id)

@@ -169,11 +169,13 @@ class SocketWriter:
     `on_closed` is called once when the writer closes the socket itself (slow reader).
     """
 
-    __slots__ = ("_fallback", "_fallback_task", "_pending", "_pending_bytes", "closed", "protocol", "send")
+    __slots__ = ("_fallback", "_fallback_task", "_limit", "_pending", "_pending_bytes", "closed", "protocol", "send")
 
     def __init__(self, send: Callable[[dict], Awaitable[None]]) -> None:
         self.send = send
         self.closed = False
+        # Read once: a Django setting costs a LazyObject lookup, and write() runs per delivery.
+        self._limit: int = settings.CHAT_SLOW_READER_BYTES
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._fallback: list[dict] = []
@@ -202,7 +204,7 @@ class SocketWriter:
             if not _State.flush_scheduled:
                 _State.flush_scheduled = True
                 asyncio.get_running_loop().call_soon(_flush_dirty)
-        if self._pending_bytes > settings.CHAT_SLOW_READER_BYTES:
+        if self._pending_bytes > self._limit:
             self._flush()  # the kernel may take it; if not, this closes the slow reader
 
     def write_text(self, text: str) -> None:
@@ -263,7 +265,7 @@ class SocketWriter:
             if sent == len(data):
                 return
             data = data[sent:]
-        if waiting + len(data) > settings.CHAT_SLOW_READER_BYTES:
+        if waiting + len(data) > self._limit:
             logger.info("closing a slow reader: %d bytes waiting for it", waiting + len(data))
             self._close_protocol(CLOSE_SLOW_READER)
             return
