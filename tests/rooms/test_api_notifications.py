@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -76,6 +78,22 @@ def test_newest_first_fifty_a_page_then_before(alice, bob, lobby):
     second = listed(bob, f"?before={ids[-1]}")
     assert [item["message"]["body"] for item in second["results"]] == ["@bob 2", "@bob 1", "@bob 0"]
     assert second["has_more"] is False
+
+
+def test_a_page_costs_the_same_queries_for_two_or_fifty(alice, bob, lobby, room_factory):
+    """The page loads rooms, messages, authors and replies with the notifications: no query per row."""
+    other = room_factory("other", owner=alice, members=[bob])
+    original = services.message_post(user=bob, room=other, body="question")[0]
+    services.message_post(user=alice, room=other, body="answer", reply_to=original.id)
+    mention(alice, lobby, "bob")
+    client = bearer(bob)
+    with CaptureQueriesContext(connection) as few:
+        assert len(client.get("/api/v1/notifications/").json()["results"]) == 2
+    for number in range(48):
+        mention(alice, lobby if number % 2 else other, "bob", str(number))
+    with CaptureQueriesContext(connection) as many:
+        assert len(client.get("/api/v1/notifications/").json()["results"]) == 50
+    assert len(many.captured_queries) == len(few.captured_queries)
 
 
 def test_unread_only(alice, bob, lobby):
