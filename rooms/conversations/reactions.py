@@ -9,14 +9,15 @@ from functools import cache
 from typing import Any
 
 import emoji as emoji_data
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, F, Min, Window
+from django.db.models import Count, F, Min, Q, Window
 from django.db.models.functions import RowNumber
 
 from rooms import ratelimit
 from rooms.conversations.versions import room_version_next
 from rooms.exceptions import BadRequest, Forbidden, NotFound
-from rooms.models import Membership, Message, Reaction, Room, SiteBan
+from rooms.models import DirectPair, Message, Reaction, Room, SiteBan
 from rooms.protocol import reaction_frame
 from rooms.realtime import events
 from rooms.selectors import (
@@ -103,12 +104,17 @@ def _reactor_check(*, user, room: Room) -> None:
         raise Forbidden("You are banned from this site.")
     if room.is_dm and _dm_partner_is_site_banned(user=user, room=room):
         # §5: such a DM stays readable and refuses new messages; a reaction is a post here too.
-        raise Forbidden("The other person of this conversation is banned from the site: it is read-only.")
+        raise Forbidden("This DM is closed: the other user is banned or deactivated. You may still read it.")
 
 
 def _dm_partner_is_site_banned(*, user, room: Room) -> bool:
-    partners = Membership.objects.filter(room_id=room.id).exclude(user_id=user.id).values("user_id")
-    return SiteBan.objects.active().filter(user_id__in=partners).exists()
+    """A DM one of whose two users is banned site-wide or deactivated: closed, as posting reads
+    it (rooms/posting.py, the batch's access query)."""
+    pair = DirectPair.objects.filter(room_id=room.id)
+    users = get_user_model().objects.filter(
+        Q(pk__in=pair.values("user_low_id")) | Q(pk__in=pair.values("user_high_id"))
+    )
+    return users.filter(Q(is_active=False) | Q(pk__in=SiteBan.objects.active().values("user_id"))).exists()
 
 
 def _locked(message: Message) -> Message:

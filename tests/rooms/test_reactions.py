@@ -41,13 +41,8 @@ def message(lobby, alice):
 
 
 def dm_between(first, second) -> Room:
-    """A DM as §5 describes it: private, kind dm, the two users its only members, no owner."""
-    low, high = sorted((first, second), key=lambda user: user.id)
-    room = Room.objects.create(
-        slug=f"dm-{low.id}-{high.id}", name=f"{low.username}, {high.username}", is_private=True, kind="dm"
-    )
-    Membership.objects.bulk_create([Membership(room=room, user=low), Membership(room=room, user=high)])
-    return room
+    """The DM of two users (rooms.conversations.dm_open)."""
+    return conversations.dm_open(user=first, username=second.username)[0]
 
 
 def fresh(message) -> Message:
@@ -219,16 +214,21 @@ def test_muted_banned_site_banned_and_non_members_may_not_react(message, lobby, 
 
 
 def test_dm_with_a_site_banned_partner_is_read_only_for_reactions(alice, user_factory):
-    """A DM whose other user is banned site-wide stays readable and refuses reactions (403), as posts."""
-    dana = user_factory("dana")
-    dm = dm_between(alice, dana)
-    message = fresh(services.message_post(user=dana, room=dm, body="hello")[0])
-    assert conversations.reaction_add(user=alice, message=message, emoji="👋") is True
-    SiteBan.objects.create(user=dana)
-    with pytest.raises(Forbidden):
-        conversations.reaction_add(user=alice, message=message, emoji="👍")
-    with pytest.raises(Forbidden):
-        conversations.reaction_remove(user=alice, message=message, emoji="👋")
+    """A DM whose other user is banned site-wide or deactivated stays readable and refuses
+    reactions (403), as it refuses posts."""
+    dana, erin = user_factory("dana"), user_factory("erin")
+    for partner, close in ((dana, lambda: SiteBan.objects.create(user=dana)), (erin, None)):
+        dm = dm_between(alice, partner)
+        message = fresh(services.message_post(user=partner, room=dm, body="hello")[0])
+        assert conversations.reaction_add(user=alice, message=message, emoji="👋") is True
+        if close is not None:
+            close()
+        else:
+            type(partner).objects.filter(pk=partner.pk).update(is_active=False)
+        with pytest.raises(Forbidden):
+            conversations.reaction_add(user=alice, message=message, emoji="👍")
+        with pytest.raises(Forbidden):
+            conversations.reaction_remove(user=alice, message=message, emoji="👋")
 
 
 def test_private_room_and_deleted_message_are_not_found(room_factory, alice, bob, message):

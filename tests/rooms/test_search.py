@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from rooms import conversations, services
 from rooms.exceptions import BadRequest, NotFound
-from rooms.models import DirectPair, Membership, Message, Room, RoomBan
+from rooms.models import Message, Room, RoomBan
 
 pytestmark = pytest.mark.django_db
 
@@ -34,14 +34,8 @@ def post(room, user, body: str) -> Message:
 
 
 def dm_between(first, second) -> Room:
-    """A DM room as §5 describes it: private, kind dm, the two users its only members, no owner."""
-    low, high = sorted((first, second), key=lambda user: user.id)
-    room = Room.objects.create(
-        slug=f"dm-{low.id}-{high.id}", name=", ".join(sorted((low.username, high.username))), is_private=True, kind="dm"
-    )
-    Membership.objects.bulk_create([Membership(room=room, user=low), Membership(room=room, user=high)])
-    DirectPair.objects.create(room=room, user_low=low, user_high=high)
-    return room
+    """The DM of two users (rooms.conversations.dm_open): private, kind dm, the two its only members."""
+    return conversations.dm_open(user=first, username=second.username)[0]
 
 
 def search(user, **params):
