@@ -25,12 +25,14 @@ from rooms.realtime import events
 from tests.support.http import http_json
 from tests.support.servers import DaphneProcess
 from tests.support.sse import Stream, open_stream
-from tests.support.ws import access_token, connect, join, recv_type, send
+from tests.support.ws import access_token, connect, join, recv_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 # Events only: a heartbeat re-check this rare cannot be what closes a connection within a second.
-EVENT_ENV = {"CHAT_HEARTBEAT_SECONDS": "30", "CHAT_PRESENCE_TTL_SECONDS": "90", "CHAT_SSE_PING_SECONDS": "0.5"}
+# The streams' ping stays at its 15 s default: a stream the server ended must leave at once, not
+# when its serving loop would next ping.
+EVENT_ENV = {"CHAT_HEARTBEAT_SECONDS": "30", "CHAT_PRESENCE_TTL_SECONDS": "90"}
 HEARTBEAT_ENV = {"CHAT_HEARTBEAT_SECONDS": "1", "CHAT_PRESENCE_TTL_SECONDS": "3", "CHAT_SSE_PING_SECONDS": "0.5"}
 NEW_PASSWORD = "n-Other-pass-9164"
 
@@ -99,20 +101,20 @@ class Opened:
         await self.stream.wait_ended(1)
         return event.data["code"]
 
-    async def is_open(self) -> bool:
-        """Still served: a socket answers a ping; a stream has not ended and keeps pinging."""
+    async def gets(self, body: str) -> bool:
+        """Still served: the room's next message, `body`, reaches it."""
         if self.ws is not None:
-            await send(self.ws, {"type": "ping"})
             try:
-                return (await recv_type(self.ws, "pong"))["type"] == "pong"
+                frame = await recv_until(self.ws, lambda f: f["type"] == "message")
             except websockets.ConnectionClosed:
                 return False
+            return frame["message"]["body"] == body
         assert self.stream is not None
         try:
-            await self.stream.next_event(2, comments=True)
+            event = await self.stream.event_of_type("message")
         except AssertionError:
             return False
-        return not self.stream.ended.is_set()
+        return event.data["message"]["body"] == body
 
     async def shut(self) -> None:
         if self.ws is not None:
@@ -164,6 +166,15 @@ def member(user_factory, room_factory):
     return user
 
 
+def post_in_lobby(body: str) -> None:
+    """The lobby's owner posts `body` (every connection still open gets it)."""
+    from rooms import services
+    from rooms.models import Room
+
+    room = Room.objects.get(slug="lobby")
+    services.message_post(user=room.owner, room=room, body=body)
+
+
 async def test_web_logout_closes_only_that_sessions_connections(servers, member, password):
     """Logging out of one web session closes its socket and stream (4001) on both processes; the
     user's other session, JWT and ticket connections stay open."""
@@ -175,9 +186,10 @@ async def test_web_logout_closes_only_that_sessions_connections(servers, member,
     await web_logout(servers[0], session)
     ended = [connection for connection in opened if connection.name.startswith("cookie")]
     assert await close_codes(ended, timeout=1.0) == {"cookie ws": 4001, "cookie sse": 4001}
+    await sync_to_async(post_in_lobby)("still here")
     for connection in [*opened, other]:
         if connection not in ended:
-            assert await connection.is_open(), connection.name
+            assert await connection.gets("still here"), connection.name
     for connection in [*opened, other]:
         await connection.shut()
 
@@ -198,7 +210,11 @@ async def test_a_password_change_closes_every_connection_of_the_user(servers, me
     )
     assert status == 200 and set(body) == {"access", "refresh"}
     assert await close_codes(opened, timeout=1.0) == {connection.name: 4001 for connection in opened}
-    assert await bystander.is_open()
+    # Streams included, every connection left the hubs at once: the user went offline.
+    gone = await recv_until(bystander.ws, lambda f: f["type"] == "presence" and f["user"] == "member", timeout=1.0)
+    assert gone["online"] is False
+    await sync_to_async(post_in_lobby)("still here")
+    assert await bystander.gets("still here")
     await bystander.shut()
 
 
@@ -250,9 +266,10 @@ async def test_the_heartbeat_closes_a_logged_out_sessions_connections_when_the_e
     await sync_to_async(web.post)("/accounts/logout/")
     by_session = [connection for connection in opened if connection.name.startswith("cookie")]
     assert await close_codes(by_session, timeout=3.0) == {"cookie ws": 4001, "cookie sse": 4001}
+    await sync_to_async(post_in_lobby)("still here")
     for connection in opened:
         if connection not in by_session:
-            assert await connection.is_open(), connection.name
+            assert await connection.gets("still here"), connection.name
             await connection.shut()
 
 
