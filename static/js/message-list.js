@@ -280,6 +280,8 @@ export class MessageList {
   placeDivider(id) {
     const entry = this.entries.get(id);
     if (!entry) return;
+    // The divider adds height: a reader at the bottom stays there (the newest row fully shown).
+    const follow = this.isNearBottom();
     if (!this.divider) {
       this.divider = document.createElement("li");
       this.divider.className = "unread-divider";
@@ -290,6 +292,7 @@ export class MessageList {
     }
     entry.el.before(this.divider);
     this.divider.dataset.before = String(id);
+    if (follow) this.pane.scrollTop = this.pane.scrollHeight;
   }
 
   removeDivider() {

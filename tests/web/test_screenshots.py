@@ -29,6 +29,8 @@ def test_screenshots_of_room_list_and_chat_page(
     daphne_factory, open_chat, browser_context, room_factory, user_factory, moderator_factory, tmp_path
 ):
     """Room list and chat page at 1280 px (light and dark) and at 360 px, saved as PNG files."""
+    from rooms.conversations import reaction_add, room_read
+    from rooms.models import Room
     from rooms.services import message_post, room_join
 
     out = DOCS_SCREENSHOTS if os.environ.get("CHATSITE_SCREENSHOTS") == "1" else tmp_path
@@ -44,10 +46,22 @@ def test_screenshots_of_room_list_and_chat_page(
         owner=users["alice"],
         members=[users["bob"]],
     )
+    design = Room.objects.get(slug="design")
     for user in users.values():
         room_join(user=user, room=lobby)
-    for author, body in CONVERSATION:
-        in_thread(message_post, user=users[author], room=lobby, body=body)
+        room_join(user=user, room=design)
+    posted = [in_thread(message_post, user=users[author], room=lobby, body=body)[0] for author, body in CONVERSATION]
+    # The conversation features (CONTRACT §5): a reply with its quote, reactions, a mention, and
+    # unread messages in another room for alice's sidebar. Short-code reactions: this machine's
+    # Chromium has no colour emoji font, and the screenshots should not show empty boxes.
+    in_thread(room_read, user=users["alice"], room=lobby, last_read_id=posted[-1].id)
+    in_thread(
+        message_post, user=users["mod"], room=lobby, body="@alice the dashboards are here too", reply_to=posted[3].id
+    )
+    for user, emoji in (("alice", ":+1:"), ("mod", ":+1:"), ("alice", ":tada:")):
+        in_thread(reaction_add, user=users[user], message=posted[1], emoji=emoji)
+    for body in ("New mockups for the room sidebar", "@alice what do you think of the badges?"):
+        in_thread(message_post, user=users["bob"], room=design, body=body)
 
     server = daphne_factory()
     desktop = {"viewport": {"width": 1280, "height": 760}, "color_scheme": "light"}
