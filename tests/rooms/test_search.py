@@ -254,3 +254,41 @@ def test_the_query_uses_the_gin_index(lobby, alice):
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "message_search" in plan, plan
+
+
+def test_a_page_is_one_query(world, bob):
+    """The access rules are part of the query: a page of results is one SQL statement (two with `room`)."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        conversations.message_search(user=bob, q="secret")
+    assert len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        conversations.message_search(user=bob, q="secret", room_slug="lobby")
+    assert len(queries) == 2
+
+
+@is_postgresql
+def test_a_rare_word_in_a_big_history_is_found_through_the_gin_index(lobby, alice):
+    """With 5,000 messages and an analysed table, the planner answers the real search page (access
+    rules included) from the GIN index `message_search`."""
+    Message.objects.bulk_create(
+        [
+            Message(room=lobby, author=alice, body=f"common chatter {n}", body_raw=f"common chatter {n}")
+            for n in range(5000)
+        ]
+    )
+    rare = post(lobby, alice, "a zanzibar sighting")
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Message._meta.db_table}")
+    from rooms.conversations.search import _matching, rooms_readable_by
+
+    queryset = _matching(
+        Message.objects.filter(room__in=rooms_readable_by(alice).values("pk"), deleted__isnull=True), "zanzibar"
+    ).order_by("-id")[:21]
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "message_search" in plan, plan
+    assert ids(search(alice, q="zanzibar")) == [rare.id]
