@@ -24,7 +24,7 @@ import {
 import { MessageList } from "./message-list.js";
 import { NotificationPanel } from "./notifications.js";
 import { plainText } from "./render.js";
-import { RoomSidebar, roomUrl } from "./room-sidebar.js";
+import { RoomSidebar, roomLabel, roomUrl } from "./room-sidebar.js";
 import { SearchPanel } from "./search.js";
 
 const HISTORY_PAGE = 50;
@@ -151,7 +151,13 @@ const notifications = new NotificationPanel(
     status: byId("notifications-status"),
     close: byId("notifications-close"),
   },
-  { onOpen: (item) => openAt(item.room, item.message?.id) },
+  {
+    onOpen: (item) => openAt(item.room, item.message?.id),
+    placeName: (slug) => {
+      const known = sidebar.get(slug);
+      return known?.kind === "dm" ? `your conversation with ${roomLabel(known, config.username)}` : `#${slug}`;
+    },
+  },
 );
 
 const searchPanel = new SearchPanel(

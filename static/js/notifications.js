@@ -10,16 +10,17 @@ import { describeError, fetchNotifications, markNotificationsRead } from "./api.
 import { formatTime, plainText } from "./render.js";
 import { roomUrl } from "./room-sidebar.js";
 
-const KIND_TEXT = { mention: "mentioned you", reply: "replied to you", dm: "sent you a message" };
+const KIND_TEXT = { mention: "mentioned you", reply: "replied to you" };
 const PAGE = 50;
 
 export class NotificationPanel {
   /**
    * @param {object} parts {button, count, panel, list, markAll, older, status, close}
-   * @param {object} hooks {onOpen(notification): open its message (the page decides how)}
+   * @param {object} hooks {onOpen(notification): open its message (the page decides how),
+   *   placeName(slug): how to name its room ("#garden", "your conversation with bob")}
    */
-  constructor(parts, { onOpen }) {
-    Object.assign(this, { parts, onOpen });
+  constructor(parts, { onOpen, placeName = (slug) => `#${slug}` }) {
+    Object.assign(this, { parts, onOpen, placeName });
     this.items = new Map(); // id -> notification
     this.unread = 0;
     this.unreadMore = false; // more than one page unread: the count shows "50+"
@@ -121,7 +122,11 @@ export class NotificationPanel {
         const who = document.createElement("span");
         who.className = "notification-what";
         const author = item.message?.author?.username ?? "Someone";
-        who.textContent = `${author} ${KIND_TEXT[item.kind] ?? "notified you"} in #${item.room}`;
+        // A DM notification's room is the conversation itself: naming it adds nothing.
+        who.textContent =
+          item.kind === "dm"
+            ? `${author} sent you a direct message`
+            : `${author} ${KIND_TEXT[item.kind] ?? "notified you"} in ${this.placeName(item.room)}`;
         const preview = document.createElement("span");
         preview.className = "notification-preview";
         preview.textContent = plainText(item.message?.body);

@@ -579,3 +579,65 @@ def test_a_search_result_opens_its_room_at_that_message(chat_page, members, lobb
     expect(target).to_be_focused()
     expect(target).to_be_in_viewport()
     assert page.watch.problems() == []
+
+
+# ----- DMs -----------------------------------------------------------------------------------------
+
+
+def test_a_dm_is_started_from_a_name_and_listed_for_both(chat_page, members, lobby, alice, bob):
+    """bob's name in a message row offers "Message bob directly": it opens the DM's page (listed
+    under Direct messages by the other person's name); bob finds it in his sidebar with the
+    unread message; starting it again opens the same room."""
+    from rooms.models import Room
+
+    seed(lobby, bob, ["hi, I am bob"])
+    page = chat_page(alice, "lobby")
+    wait_for_message(page, "hi, I am bob")
+    page.locator("#messages li.message .author", has_text="bob").first.click()
+    page.get_by_role("button", name="Message bob directly").click()
+    page.wait_for_url(lambda url: "/rooms/lobby/" not in url)
+    dm = Room.objects.get(kind="dm")
+    assert page.url.endswith(f"/rooms/{dm.slug}/") and dm.name == "alice, bob"
+    page.wait_for_selector("#connection[data-state=live]")
+    dm_link = page.locator(f"#sidebar-dms li[data-slug='{dm.slug}'] a")
+    expect(dm_link).to_have_text("bob")
+    expect(dm_link).to_have_attribute("aria-current", "page")
+    page.locator("#composer-input").fill("psst, bob")
+    page.keyboard.press("Enter")
+    wait_for_message(page, "psst, bob")
+
+    page_b = chat_page(bob, "lobby")
+    bob_link = page_b.locator(f"#sidebar-dms li[data-slug='{dm.slug}'] a")
+    expect(bob_link.locator(".sidebar-room-name")).to_have_text("alice")
+    expect(bob_link.locator(".badge.unread")).to_have_text("1")
+    # The sidebar's form starts (here: reopens) one by username too.
+    page_b.locator("#dm-input").fill("alice")
+    page_b.locator("#dm-input").press("Enter")
+    page_b.wait_for_url(f"**/rooms/{dm.slug}/")
+    wait_for_message(page_b, "psst, bob")
+    assert Room.objects.filter(kind="dm").count() == 1
+    assert page.watch.problems() == [] and page_b.watch.problems() == []
+
+
+def test_a_new_dm_reaches_the_open_page_as_a_notification_and_a_sidebar_entry(chat_page, members, lobby, alice, bob):
+    """A DM alice starts while bob has #lobby open: his sidebar lists it under Direct messages by
+    alice's name with one unread, the bell says "alice sent you a direct message", and choosing it
+    opens the DM's page at that message."""
+    from rooms.conversations import dm_open
+
+    page = chat_page(bob, "lobby")
+    dm, _ = in_thread(dm_open, user=alice, username="bob")
+    message = post(alice, dm, "hello privately")
+    entry = page.locator(f"#sidebar-dms li[data-slug='{dm.slug}'] a")
+    expect(entry.locator(".sidebar-room-name")).to_have_text("alice")
+    expect(entry.locator(".badge.unread")).to_have_text("1")
+    expect(page.locator("#notifications-count")).to_have_text("1")
+    page.locator("#notifications-button").click()
+    item = page.locator("#notifications-list li.notification button")
+    expect(item.locator(".notification-what")).to_have_text("alice sent you a direct message")
+    item.click()
+    page.wait_for_url(f"**/rooms/{dm.slug}/?message={message.id}")
+    expect(row(page, message.id)).to_be_focused()
+    expect(page.locator("h1")).to_have_text("direct alice")
+    expect(page.locator("#notifications-count")).to_be_hidden()
+    assert page.watch.problems() == []
