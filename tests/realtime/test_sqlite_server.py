@@ -102,3 +102,30 @@ async def test_bad_unicode_on_sqlite_answers_bad_request(sqlite_server, body):
     await send(ws, {"type": "ping"})
     assert await recv_type(ws, "pong") == {"type": "pong"}
     await ws.close()
+
+
+async def test_replies_and_reactions_on_sqlite(sqlite_server):
+    """On the default setup a reply carries its quote and a `react` reaches every joined socket,
+    with a count and a version; a bad emoji answers bad_request."""
+    server, tokens = sqlite_server
+    first, second = await connect(server, token=tokens[1]), await connect(server, token=tokens[2])
+    for ws in (first, second):
+        await join(ws, "lobby")
+    await send(first, {"type": "message", "room": "lobby", "body": "<b>quote</b> me", "client_id": "sq-1"})
+    original = (await recv_type(second, "message"))["message"]
+    await send(
+        second, {"type": "message", "room": "lobby", "body": "ok", "client_id": "sq-2", "reply_to": original["id"]}
+    )
+    reply = (await recv_type(first, "message", timeout=5))["message"]
+    while reply["client_id"] != "sq-2":
+        reply = (await recv_type(first, "message", timeout=5))["message"]
+    assert reply["reply_to"]["id"] == original["id"] and reply["reply_to"]["excerpt"] == "quote me"
+    await send(first, {"type": "react", "room": "lobby", "message_id": reply["id"], "emoji": "🇫🇷"})
+    for ws in (first, second):
+        frame = await recv_type(ws, "reaction", timeout=5)
+        assert (frame["message_id"], frame["emoji"], frame["added"], frame["count"]) == (reply["id"], "🇫🇷", True, 1)
+        assert frame["version"] > reply["version"]
+    await send(first, {"type": "react", "room": "lobby", "message_id": reply["id"], "emoji": "two words"})
+    assert (await recv_type(first, "error"))["code"] == "bad_request"
+    for ws in (first, second):
+        await ws.close()
