@@ -1,5 +1,6 @@
 """Faults from outside on a real daphne (issue 9): a mass disconnect leaves nothing behind, and a
-client that stops reading is closed (4009, CONTRACT §6 slow readers) without stalling its room.
+socket or event stream that stops reading is cut off (4009 or dropped, CONTRACT §6 slow readers)
+without stalling its room.
 
 One server for the module; each test makes its own users and rooms in the flushed database.
 """
@@ -281,4 +282,99 @@ async def test_a_socket_that_never_reads_is_closed_while_the_room_goes_on(server
         assert replayed == missed
     for ws in [*readers, again]:
         await ws.close()
+    slow.sock.close()
+
+
+class StreamNonReader:
+    """An event-stream client that reads its `joined` event and then never reads again."""
+
+    def __init__(self, server, token: str, room: str) -> None:
+        self.room = room
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(5)
+        self.sock.connect(("127.0.0.1", server.port))
+        self.sock.sendall(
+            (
+                f"GET /api/v1/stream/?rooms={room} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
+        self.raw = bytearray()
+        while b"event: joined" not in self.raw:
+            self.raw += self.sock.recv(4096)
+        assert self.raw.startswith(b"HTTP/1.1 200"), bytes(self.raw[:200])
+
+    def read_to_the_end(self) -> list[int]:
+        """Read on at last, until the server's end or abort: the message ids that had reached it."""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.raw += chunk
+        _, _, body = bytes(self.raw).partition(b"\r\n\r\n")
+        text = bytearray()
+        while body:  # undo the chunked transfer coding
+            size_line, _, rest = body.partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0 or len(rest) < size:
+                text += rest[:size]
+                break
+            text += rest[:size]
+            body = rest[size + 2 :]
+        pattern = rb"event: message\nid: " + self.room.encode() + rb":(\d+)\n"
+        return [int(found) for found in re.findall(pattern, bytes(text))]
+
+
+async def test_a_stream_that_never_reads_is_dropped_while_the_room_goes_on(server):
+    """An event stream whose client stops reading is aborted once over 1 MiB waits for it (its
+    user is announced offline); the room's sockets get every message in order before and after."""
+    users = await sync_to_async(make_users)("flow", 2)
+    await sync_to_async(make_room)("flow", users[0])
+    tokens = [await sync_to_async(access_token)(user) for user in users]
+    slow = await asyncio.to_thread(StreamNonReader, server, tokens[1], "flow")
+    reader = await connect(server, token=tokens[0])
+    await join(reader, "flow")
+    body = "y" * 3990
+    window, most, after_cut = 40, 3000, 20
+    received: list[int] = []
+    acknowledged, slow_gone = asyncio.Event(), asyncio.Event()
+
+    async def read_all() -> None:
+        while True:
+            frame = await recv(reader, timeout=20)
+            assert frame["type"] != "error", frame
+            if frame["type"] == "presence" and frame["user"] == "flow1" and not frame["online"]:
+                slow_gone.set()  # the stream left the hub: aborted
+            if frame["type"] == "message":
+                received.append(frame["message"]["id"])
+                acknowledged.set()
+                if frame["message"]["client_id"] == "last":
+                    return
+
+    async def send_all() -> int:
+        sent = 0
+        cut_at = None
+        while cut_at is None or sent < cut_at + after_cut:
+            while sent - len(received) >= window:
+                acknowledged.clear()
+                await acknowledged.wait()
+            await send(reader, {"type": "message", "room": "flow", "body": body, "client_id": f"f{sent}"})
+            sent += 1
+            if cut_at is None and slow_gone.is_set():
+                cut_at = sent
+            assert sent < most, "the slow stream was never cut off"
+        await send(reader, {"type": "message", "room": "flow", "body": "the end", "client_id": "last"})
+        return sent + 1
+
+    sent, _ = await asyncio.gather(send_all(), read_all())
+    assert len(received) == sent and received == sorted(received) and len(set(received)) == sent
+    reached = await asyncio.to_thread(slow.read_to_the_end)
+    assert len(reached) < sent - after_cut
+    assert reached == received[: len(reached)]
+    assert "sse_slow_reader" in server.log()
+    await reader.close()
     slow.sock.close()
