@@ -154,6 +154,16 @@ class UserFrame(Event):
 
 
 @dataclass(frozen=True)
+class UserFrames(Event):
+    """Frames for several users in one layer message (a batch's notifications): each
+    `[user_id, frame]` of `frames` goes to every connection of that user, on every process, like
+    a `UserFrame` of its own."""
+
+    type: ClassVar[str] = "chat.user_frames"
+    frames: list[list[Any]]
+
+
+@dataclass(frozen=True)
 class UserClose(Event):
     """Close the user's connections with `code`: all of them, or those one web session opened."""
 
@@ -177,6 +187,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RoomUpdated,
         RoomMuted,
         UserFrame,
+        UserFrames,
         UserClose,
     )
 }
@@ -253,15 +264,12 @@ def messages_created_events(outcomes: Sequence[PostOutcome], *, origin: str = ""
     ]
 
 
-def notification_events(outcomes: Sequence[PostOutcome]) -> list[UserFrame]:
-    """One per-user event for each `notification` the batch's new messages made (after its
-    message events: a client sees the message before the notification about it, when it has both)."""
-    return [
-        UserFrame(user_id=user_id, frame=frame)
-        for outcome in outcomes
-        if outcome.created
-        for user_id, frame in outcome.notices
-    ]
+def notification_events(outcomes: Sequence[PostOutcome]) -> list[UserFrames]:
+    """The `notification` frames of a batch's new messages as one per-user event (none without
+    any), sent after the batch's message events: a client sees the message before the
+    notification about it when it gets both. One layer message whatever the number of frames."""
+    frames = [[user_id, frame] for outcome in outcomes if outcome.created for user_id, frame in outcome.notices]
+    return [UserFrames(frames=frames)] if frames else []
 
 
 def messages_created(outcomes: Sequence[PostOutcome]) -> None:

@@ -373,9 +373,16 @@ class Hub:
                 feed.muted_user_ids.discard(event.user_id)
 
     async def _on_user_frame(self, event: events.UserFrame) -> None:
-        connections = self.connections_by_user.get(event.user_id)
+        self._deliver_to_user(event.user_id, event.frame)
+
+    async def _on_user_frames(self, event: events.UserFrames) -> None:
+        for user_id, frame in event.frames:
+            self._deliver_to_user(user_id, frame)
+
+    def _deliver_to_user(self, user_id: int, frame: dict[str, Any]) -> None:
+        connections = self.connections_by_user.get(user_id)
         if connections:
-            shared = Frame(dumps(event.frame))
+            shared = Frame(dumps(frame))
             for connection in list(connections):
                 connection.deliver_user_frame(shared)
 
@@ -396,6 +403,7 @@ class Hub:
         events.RoomUpdated: _on_room_updated,
         events.RoomMuted: _on_room_muted,
         events.UserFrame: _on_user_frame,
+        events.UserFrames: _on_user_frames,
         events.UserClose: _on_user_close,
     }
 

@@ -89,6 +89,16 @@ async def test_user_frame_reaches_every_connection_of_that_user_only(hub):
     assert len(first.events) == len(second.events) == 1 and other.events == []
 
 
+async def test_user_frames_deliver_each_frame_to_its_users_connections(hub):
+    """`UserFrames` (a batch's notifications in one layer message): each frame to its user only."""
+    first, second, other, bystander = Recorder(1), Recorder(1), Recorder(2), Recorder(3)
+    for connection in (first, second, other, bystander):
+        hub.add(connection)
+    frames = [[1, {"type": "notification", "n": 1}], [2, {"type": "notification", "n": 2}], [9, {"type": "x"}]]
+    await hub.dispatch(events.UserFrames(frames=frames).to_layer())
+    assert len(first.events) == len(second.events) == len(other.events) == 1 and bystander.events == []
+
+
 async def test_user_close_with_a_session_key_closes_only_that_sessions_connections(hub):
     """`UserClose` with a session key closes the connections of that session; without, all of them."""
     web, app, other = Recorder(1, "s-1"), Recorder(1, None), Recorder(2, "s-1")

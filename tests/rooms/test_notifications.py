@@ -50,6 +50,9 @@ def user_frames(captured) -> dict[int, list[dict]]:
     for event in captured:
         if isinstance(event, events.UserFrame):
             frames.setdefault(event.user_id, []).append(event.frame)
+        elif isinstance(event, events.UserFrames):
+            for user_id, frame in event.frames:
+                frames.setdefault(user_id, []).append(frame)
     return frames
 
 
@@ -258,8 +261,10 @@ def test_a_batch_stores_each_messages_notifications_and_carries_their_frames(ali
     ]
     frame = outcomes[2].notices[0][1]
     assert frame["notification"]["room"] == dm.slug and frame["notification"]["message"] == outcomes[2].payload
-    event_users = [event.user_id for event in events.notification_events(outcomes)]
-    assert event_users == [bob.id, carol.id, bob.id, alice.id, carol.id]
+    [event] = events.notification_events(outcomes)
+    assert [user_id for user_id, _ in event.frames] == [bob.id, carol.id, bob.id, alice.id, carol.id]
+    assert events.parse(event.to_layer()) == event
+    assert events.notification_events(outcomes[1:2]) == [], "no notification, no event"
 
 
 def test_a_resent_client_id_notifies_no_one_again(alice, bob, lobby):
