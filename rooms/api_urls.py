@@ -12,6 +12,8 @@ urlpatterns = [
     path("rooms/<slug:slug>/members/me/", api.MembershipMeView.as_view(), name="api-room-members-me"),
     path("rooms/<slug:slug>/messages/", api.MessageListView.as_view(), name="api-room-messages"),
     path("rooms/<slug:slug>/read/", api.RoomReadView.as_view(), name="api-room-read"),
+    path("rooms/<slug:slug>/changes/", api.RoomChangesView.as_view(), name="api-room-changes"),
+    path("rooms/<slug:slug>/typing/", api.RoomTypingView.as_view(), name="api-room-typing"),
     path("rooms/<slug:slug>/bans/", api.RestrictionListView.as_view(kind=api.ROOM_BAN), name="api-room-bans"),
     path(
         "rooms/<slug:slug>/bans/<username:username>/",

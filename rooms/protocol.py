@@ -287,8 +287,10 @@ def dumps(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def joined_frame(*, room: str, last_id: int, online: list[str]) -> dict[str, Any]:
-    return {"type": "joined", "room": room, "last_id": last_id, "online": online}
+def joined_frame(*, room: str, last_id: int, online: list[str], version: int) -> dict[str, Any]:
+    """`version`: the room's change counter read with `last_id` (CONTRACT §6); changes above it
+    arrive live, those up to it are for `GET rooms/{slug}/changes/?since=`."""
+    return {"type": "joined", "room": room, "last_id": last_id, "online": online, "version": version}
 
 
 def left_frame(*, room: str, reason: str | None = None) -> dict[str, Any]:
@@ -306,8 +308,8 @@ def message_edited_frame(message: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message_edited", "message": message}
 
 
-def message_deleted_frame(*, room: str, message_id: int) -> dict[str, Any]:
-    return {"type": "message_deleted", "room": room, "id": message_id}
+def message_deleted_frame(*, room: str, message_id: int, version: int) -> dict[str, Any]:
+    return {"type": "message_deleted", "room": room, "id": message_id, "version": version}
 
 
 def notification_frame(notification: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ never revealed.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -186,12 +188,24 @@ def user_for_handshake(*, user_id: int):
     return next(iter(rows), None)
 
 
-def room_replay(*, room_id: int, after: int | None, limit: int) -> tuple[int, list[Message]]:
-    """(room's last message id, up to `limit` messages after `after`) for a socket joining.
+class RoomReplay(NamedTuple):
+    """What a connection joining a room needs: the room's last message id and version (read
+    together, from one row), and the messages after its `after` (deleted ones included)."""
 
-    Called after the socket's process subscribed to the room, so nothing committed later is missed.
+    last_id: int
+    version: int
+    messages: list[Message]
+
+
+def room_replay(*, room_id: int, after: int | None, limit: int) -> RoomReplay:
+    """The room's last id and version, and up to `limit` messages after `after`, for a joining
+    socket or stream.
+
+    Called after the connection's process subscribed to the room, so nothing committed later is
+    missed: every message above `last_id` and every change above `version` arrives live.
     """
-    last_id = Room.objects.filter(pk=room_id).values_list("last_message_id", flat=True).first() or 0
+    last_id, version = Room.objects.filter(pk=room_id).values_list("last_message_id", "version").first() or (0, 0)
+    last_id, version = last_id or 0, version or 0
     if after is None:
-        return last_id, []
-    return last_id, messages_after(room_id=room_id, after=after, limit=limit)
+        return RoomReplay(last_id, version, [])
+    return RoomReplay(last_id, version, messages_after(room_id=room_id, after=after, limit=limit))

@@ -156,6 +156,16 @@ class NotificationUnreadSerializer(serializers.Serializer):
     unread = serializers.IntegerField(help_text="The caller's unread notifications left.")
 
 
+class ChangesSerializer(serializers.Serializer):
+    updated = MessageSerializer(many=True, help_text="Changed messages (new, edited, reacted to, restored).")
+    deleted = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of deleted messages.")
+    version = serializers.IntegerField(
+        help_text="The highest version this page covers: the next `since`. When `has_more` is false, the "
+        "room's current version (also for an empty page)."
+    )
+    has_more = serializers.BooleanField(help_text="More changes follow: ask again with `since=version`.")
+
+
 class MembershipSerializer(serializers.Serializer):
     room = serializers.SlugField()
     username = serializers.CharField()
@@ -225,6 +235,17 @@ class MessageHistoryQuerySerializer(serializers.Serializer):
         if "before" in attrs and "after" in attrs:
             raise serializers.ValidationError('Give "before" or "after", not both.')
         return attrs
+
+
+class ChangesQuerySerializer(serializers.Serializer):
+    since = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_ID,
+        error_messages={
+            "required": 'Give "since": the last room version you saw (from a message or joined), 0 for all.',
+            "invalid": '"since" must be a non-negative integer: a room version.',
+        },
+    )
 
 
 class MessagePostSerializer(serializers.Serializer):

@@ -6,11 +6,13 @@ broadcast on commit (rooms/realtime/events.py). Moderation actions write one Aud
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -174,6 +176,25 @@ def room_leave(*, user, room: Room) -> None:
         if not deleted:
             raise NotFound(f"You are not a member of {room.slug!r}.")
         events.room_user_removed(room=room, user_id=user.id)
+
+
+def room_typing(*, user, room: Room) -> bool:
+    """A member of `room` is typing (REST, for clients on the event stream): the others in the
+    room get `typing`. Refuses non-members and users banned from the room; True if announced.
+
+    Throttled like the socket's `typing` frame, one notice per CHAT_TYPING_INTERVAL_SECONDS, but
+    per user and room in the shared cache (a REST client has no socket to keep the time on, and
+    its calls may reach any process); extra notices are dropped, not errors. The cache counts
+    whole seconds, so the interval is rounded up."""
+    if not user_is_member(user_id=user.id, room_id=room.id):
+        raise Forbidden(f"You are not a member of {room.slug!r}; join it first.")
+    if user_is_room_banned(user_id=user.id, room_id=room.id):
+        raise Forbidden(f"You are banned from {room.slug!r}.")
+    interval = max(1, math.ceil(settings.CHAT_TYPING_INTERVAL_SECONDS))
+    if not cache.add(f"typing:{room.id}:{user.id}", 1, timeout=interval):
+        return False
+    events.user_typing(room_id=room.id, user_id=user.id, username=user.username)
+    return True
 
 
 # ----- messages ------------------------------------------------------------------------------

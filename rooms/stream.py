@@ -193,7 +193,9 @@ class EventStream:
                 self.room_ids.pop(room.slug, None)
                 raise
             limit = settings.CHAT_REPLAY_LIMIT
-            last_id, replay = await db_call(selectors.room_replay, room_id=room.id, after=after, limit=limit + 1)
+            last_id, version, replay = await db_call(
+                selectors.room_replay, room_id=room.id, after=after, limit=limit + 1
+            )
             online = await self.hub.online(room.id)
         except ChatError as error:
             await self.send_frame({**error_frame(code=error.code, detail=error.detail), "room": slug})
@@ -206,7 +208,9 @@ class EventStream:
         else:
             subscription.last_sent = min(after, last_id)
         # The joined event's id already covers this room, so a reconnect right after it resumes here.
-        await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online), with_id=not resync)
+        await self.send_frame(
+            joined_frame(room=room.slug, last_id=last_id, online=online, version=version), with_id=not resync
+        )
         if resync:
             await self.send_frame(resync_frame(room=room.slug), with_id=True)
         elif after is not None:

@@ -37,7 +37,7 @@ class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, (int, str)):
             self.fail("invalid")
-        if isinstance(data, str) and not data.isdigit():
+        if isinstance(data, str) and not (data.isascii() and data.isdigit()):  # not "-1", "1e3", "٣"
             self.fail("invalid")
         return super().to_internal_value(data)
 

@@ -1,6 +1,7 @@
 """DRF views of the rooms API (CONTRACT §2): validate with rooms/serializers.py, call a service or
 selector, shape with `room_dict` / `rooms.protocol.message_dict`. No rules and no writes here."""
 
+from rooms.api.changes import RoomChangesView, RoomTypingView
 from rooms.api.dms import DmListView
 from rooms.api.messages import MessageDetailView, MessageListView, MessageReportView
 from rooms.api.moderation import (
@@ -34,8 +35,10 @@ __all__ = [
     "RestrictionDetailView",
     "RestrictionKind",
     "RestrictionListView",
+    "RoomChangesView",
     "RoomDetailView",
     "RoomListView",
     "RoomReadView",
+    "RoomTypingView",
     "SearchView",
 ]

@@ -2,6 +2,7 @@
 replies, reactions, search and the changes feed. Services are keyword-only `<entity>_<verb>`;
 each module holds one subject and this package re-exports the public names."""
 
+from rooms.conversations.changes import CHANGES_PAGE, RoomChanges, room_changes
 from rooms.conversations.dms import dm_open, slug_is_reserved
 from rooms.conversations.mentions import MentionToken, mention_tokens, mentions_resolve
 from rooms.conversations.notifications import (
@@ -37,7 +38,9 @@ from rooms.conversations.stored import messages_stored
 from rooms.conversations.versions import message_version_bump, room_version_next
 
 __all__ = [
+    "CHANGES_PAGE",
     "MentionToken",
+    "RoomChanges",
     "RoomKind",
     "dm_open",
     "emoji_check",
@@ -60,6 +63,7 @@ __all__ = [
     "reaction_set",
     "reaction_summary",
     "read_state_send",
+    "room_changes",
     "room_marker_start",
     "room_read",
     "room_read_by_slug",

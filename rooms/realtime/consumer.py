@@ -265,7 +265,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             subscription.buffer = []  # a second join re-answers and replays like the first
         limit = settings.CHAT_REPLAY_LIMIT
         try:
-            last_id, replay = await db_call(selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1)
+            last_id, version, replay = await db_call(
+                selectors.room_replay, room_id=room.id, after=frame.after, limit=limit + 1
+            )
             online = await self.hub.online(room.id)
         except BaseException:
             # A join that fails half-way leaves nothing behind: a subscription left buffering
@@ -274,7 +276,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.room_ids.pop(room.slug, None)
             await asyncio.shield(self.hub.unsubscribe(self, room.id))
             raise
-        await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online))
+        await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online, version=version))
         if frame.after is None:
             subscription.last_sent = last_id
         elif len(replay) > limit:

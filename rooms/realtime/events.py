@@ -87,6 +87,7 @@ class MessageDeleted(RoomEvent):
     type: ClassVar[str] = "chat.message_deleted"
     slug: str
     id: int
+    version: int = 0  # the room's version the delete took (0 from a process not yet upgraded)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,14 @@ def message_edited(message) -> None:
 
 
 def message_deleted(message) -> None:
-    send_on_commit(MessageDeleted(room_id=message.room_id, slug=message.room.slug, id=message.id))
+    send_on_commit(
+        MessageDeleted(room_id=message.room_id, slug=message.room.slug, id=message.id, version=message.version)
+    )
+
+
+def user_typing(*, room_id: int, user_id: int, username: str) -> None:
+    """The others in the room get `typing` (the REST form; a socket's hub sends its own at once)."""
+    send_on_commit(Typing(room_id=room_id, user_id=user_id, username=username))
 
 
 def reaction_changed(*, message, frame: dict[str, Any]) -> None:

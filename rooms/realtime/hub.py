@@ -324,7 +324,7 @@ class Hub:
     async def _on_message_deleted(self, event: events.MessageDeleted) -> None:
         feed = self.feeds.get(event.room_id)
         if feed is not None:
-            feed.broadcast(message_deleted_frame(room=event.slug, message_id=event.id))
+            feed.broadcast(message_deleted_frame(room=event.slug, message_id=event.id, version=event.version))
 
     async def _on_reaction(self, event: events.ReactionChanged) -> None:
         feed = self.feeds.get(event.room_id)

@@ -24,7 +24,7 @@ async def test_join_answers_joined_with_last_id_and_online(world):
     """join answers joined with the room's last id and who is online."""
     alice = await connect(world.server, token=world.tokens["alice"])
     joined = await join(alice, "lobby")
-    assert joined == {"type": "joined", "room": "lobby", "last_id": 0, "online": ["alice"]}
+    assert joined == {"type": "joined", "room": "lobby", "last_id": 0, "online": ["alice"], "version": 0}
     bob = await connect(world.server, token=world.tokens["bob"])
     joined = await join(bob, "lobby")
     assert joined["online"] == ["alice", "bob"]
@@ -260,5 +260,7 @@ async def test_edit_and_delete_are_broadcast(world):
     assert edited["message"]["id"] == message.id and edited["message"]["body"] == "v2 <i>x</i>"
     assert edited["message"]["edited"] is not None
     await sync_to_async(services.message_delete)(actor=world.alice, message=message)
-    assert await recv_type(bob, "message_deleted") == {"type": "message_deleted", "room": "lobby", "id": message.id}
+    deleted = await recv_type(bob, "message_deleted")
+    assert deleted == {"type": "message_deleted", "room": "lobby", "id": message.id, "version": message.version}
+    assert (edited["message"]["version"], message.version) == (2, 3)
     await bob.close()

@@ -9,16 +9,21 @@ across processes, a stream on one and a socket or a sender on the other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 
 from rooms import services
 from rooms.models import Message, Room
+from rooms.posting import PostRequest, posts_store
+from rooms.realtime import events
 from tests.support.http import http_json
 from tests.support.servers import DaphneProcess
 from tests.support.sse import open_stream, refused
-from tests.support.ws import access_token, connect, join, recv_until, send
+from tests.support.ws import access_token, connect, join, recv_type, recv_until, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -81,7 +86,7 @@ async def test_stream_starts_with_joined_events_and_the_headers(servers, people)
     assert stream.response.headers["cache-control"] == "no-cache"
     assert stream.response.headers["x-accel-buffering"] == "no"
     first, second = await stream.event_of_type("joined"), await stream.event_of_type("joined")
-    assert first.data == {"type": "joined", "room": "lobby", "last_id": 0, "online": ["alice"]}
+    assert first.data == {"type": "joined", "room": "lobby", "last_id": 0, "online": ["alice"], "version": 0}
     assert (second.data["room"], second.id) == ("second", "lobby:0,second:0")
     await stream.close()
 
@@ -113,7 +118,8 @@ async def test_frames_from_a_socket_on_the_other_process_arrive_as_events(server
     assert (await stream.event_of_type("message_edited")).data["message"]["body"] == "edited"
     await sync_to_async(services.message_delete)(actor=people.bob, message=stored)
     deleted = await stream.event_of_type("message_deleted")
-    assert deleted.data == {"type": "message_deleted", "room": "lobby", "id": stored.id}
+    assert deleted.data == {"type": "message_deleted", "room": "lobby", "id": stored.id, "version": stored.version}
+    assert stored.version == 3  # posted 1, edited 2, deleted 3
     assert deleted.id is None
     await bob.close()
     await stream.close()
@@ -236,6 +242,119 @@ async def test_a_room_ban_sends_left_banned_and_nothing_more_of_that_room(server
     assert message.data["message"]["body"] == "for bob"
     assert message.id == f"other:{message.data['message']['id']}"  # lobby left the cursor
     await stream.close()
+
+
+async def test_joined_carries_the_rooms_version_and_changes_catch_up_from_it(servers, people):
+    """`joined` (stream and socket) carries the room's version with last_id; `changes` since an
+    older version lists what happened while away, and frames after the join carry higher versions."""
+    first, _ = await sync_to_async(services.message_post)(user=people.bob, room=people.lobby, body="one")
+    second, _ = await sync_to_async(services.message_post)(user=people.bob, room=people.lobby, body="two")
+    await sync_to_async(services.message_edit)(user=people.bob, message=first, body="one, edited")
+    stream = await open_stream(servers[0], rooms="lobby", token=people.tokens["alice"])
+    joined = (await stream.event_of_type("joined")).data
+    assert (joined["last_id"], joined["version"]) == (second.id, 3)
+    socket = await connect(servers[1], token=people.tokens["alice"])
+    assert (await join(socket, "lobby"))["version"] == 3
+    status, caught_up = await sync_to_async(http_json)(
+        "GET", servers[1].http_url + "/api/v1/rooms/lobby/changes/?since=1", token=people.tokens["alice"]
+    )
+    assert status == 200
+    assert ([m["id"] for m in caught_up["updated"]], caught_up["version"]) == ([second.id, first.id], 3)
+    await sync_to_async(services.message_delete)(actor=people.bob, message=second)
+    deleted = await stream.event_of_type("message_deleted")
+    assert deleted.data["version"] == 4
+    assert (await recv_type(socket, "message_deleted"))["version"] == 4
+    await socket.close()
+    await stream.close()
+
+
+async def test_typing_over_rest_reaches_the_rooms_sockets_and_streams_but_not_the_typer(servers, people):
+    """POST rooms/lobby/typing/ by a streaming bob: 204; alice's socket on the other process and her
+    stream get `typing`; bob's own stream does not."""
+    alice_socket = await connect(servers[1], token=people.tokens["alice"])
+    await join(alice_socket, "lobby")
+    alice_stream = await open_stream(servers[1], rooms="lobby", token=people.tokens["alice"])
+    await alice_stream.event_of_type("joined")
+    bob_stream = await open_stream(servers[0], rooms="lobby", token=people.tokens["bob"])
+    await bob_stream.event_of_type("joined")
+    status, body = await sync_to_async(http_json)(
+        "POST", servers[0].http_url + "/api/v1/rooms/lobby/typing/", token=people.tokens["bob"]
+    )
+    assert (status, body) == (204, None)
+    expected = {"type": "typing", "room": "lobby", "user": "bob"}
+    assert await recv_type(alice_socket, "typing") == expected
+    assert (await alice_stream.event_of_type("typing")).data == expected
+    # bob's stream: the next frame of the room after his typing is alice's message, not his typing.
+    await sync_to_async(services.message_post)(user=people.alice, room=people.lobby, body="sentinel")
+    event = await bob_stream.event_until(lambda event: event.type in {"typing", "message"})
+    assert (event.type, event.data["message"]["body"]) == ("message", "sentinel")
+    await alice_socket.close()
+    await alice_stream.close()
+    await bob_stream.close()
+
+
+async def test_a_stream_that_does_not_read_is_dropped_without_a_close_event(servers, people):
+    """A client that stops reading, with more than CHAT_SLOW_READER_BYTES waiting, is dropped: its
+    connection ends (no `close` event can reach it), presence says it left, the process goes on."""
+    slow_server = await sync_to_async(DaphneProcess(env={**SERVER_ENV, "CHAT_SLOW_READER_BYTES": "16384"}).start)(
+        timeout=60
+    )
+    try:
+        watcher = await open_stream(servers[0], rooms="lobby", token=people.tokens["alice"])
+        await watcher.event_of_type("joined")
+        # A small receive window (set before connecting, so the handshake advertises it): the
+        # kernel holds little, and what the server cannot send waits in its own buffer.
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", slow_server.port))
+        reader, writer = await asyncio.open_connection(sock=raw, limit=1024)
+        writer.write(
+            f"GET /api/v1/stream/?rooms=lobby HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {people.tokens['bob']}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        await watcher.event_until(lambda e: e.type == "presence" and e.data["user"] == "bob" and e.data["online"])
+        writer.transport.pause_reading()  # from here on the client reads nothing
+        body = "x" * 3900
+        with override_settings(CHAT_MESSAGE_RATE=(100_000, 1.0)):
+            for _batch in range(60):
+                await sync_to_async(post_batch)(people.lobby, people.alice, body, 40)
+                try:
+                    offline = await watcher.event_until(
+                        lambda e: e.type == "presence" and e.data["user"] == "bob", timeout=0.2
+                    )
+                    break
+                except AssertionError:
+                    continue
+            else:
+                raise AssertionError("the slow stream was never dropped")
+        assert offline.data["online"] is False
+        writer.transport.resume_reading()
+        received = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := await asyncio.wait_for(reader.read(65536), timeout=5):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200")
+        writer.close()
+        # The process still serves: a new stream of the same user opens and joins.
+        again = await open_stream(slow_server, rooms="lobby", token=people.tokens["bob"])
+        assert (await again.event_of_type("joined")).data["room"] == "lobby"
+        await again.close()
+        await watcher.close()
+    finally:
+        await sync_to_async(slow_server.stop)()
+
+
+def post_batch(room, author, body: str, count: int) -> None:
+    """`count` posts stored by one batch of the write path (one layer event for them all)."""
+    outcomes = posts_store(
+        [
+            PostRequest(user_id=author.id, username=author.username, room_id=room.id, room_slug=room.slug, body=body)
+            for _ in range(count)
+        ]
+    )
+    events.messages_created(outcomes)
 
 
 async def test_a_ticket_authenticates_once(servers, people):

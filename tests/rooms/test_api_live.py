@@ -89,6 +89,7 @@ async def test_rest_edit_and_delete_broadcast(live):
             "type": "message_deleted",
             "room": "live",
             "id": message["id"],
+            "version": edited["version"] + 1,
         }
     finally:
         await ws.close()

@@ -21,6 +21,8 @@ CONTRACT_PATHS = {
     "/api/v1/rooms/{slug}/members/": {"post"},
     "/api/v1/rooms/{slug}/members/me/": {"delete"},
     "/api/v1/rooms/{slug}/messages/": {"get", "post"},
+    "/api/v1/rooms/{slug}/changes/": {"get"},
+    "/api/v1/rooms/{slug}/typing/": {"post"},
     "/api/v1/messages/{message_id}/": {"patch", "delete"},
     "/api/v1/messages/{message_id}/report/": {"post"},
     "/api/v1/rooms/{slug}/bans/": {"post"},

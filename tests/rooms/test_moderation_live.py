@@ -109,7 +109,8 @@ async def test_admin_delete_reaches_open_sockets_on_another_process(cluster):
     status, _, _ = await asyncio.to_thread(admin.post, f"/admin/rooms/message/{message.pk}/delete/", {"post": "yes"})
     assert status == 200
     frame = await recv_until(bob, lambda frame: frame.get("type") == "message_deleted", timeout=LIVE_SECONDS)
-    assert frame == {"type": "message_deleted", "room": "lobby", "id": message.pk}
+    version = await sync_to_async(lambda: Message.objects.get(pk=message.pk).version)()
+    assert frame == {"type": "message_deleted", "room": "lobby", "id": message.pk, "version": version}
     assert await sync_to_async(AuditLog.objects.filter(action="message_delete", message_id=message.pk).count)() == 1
     await bob.close()
 

@@ -318,7 +318,14 @@ def test_message_delete_by_author_not_audited(member, room, listen, django_captu
         services.message_delete(actor=member, message=message)
     assert Message.objects.get(pk=message.pk).deleted is not None
     assert not AuditLog.objects.exists()
-    assert receive() == {"type": "chat.message_deleted", "room_id": room.id, "slug": "svc", "id": message.id}
+    assert receive() == {
+        "type": "chat.message_deleted",
+        "room_id": room.id,
+        "slug": "svc",
+        "id": message.id,
+        "version": message.version,
+    }
+    assert message.version == Room.objects.get(pk=room.pk).version == 2
 
 
 def test_message_delete_by_owner_audited(owner, member, room):
