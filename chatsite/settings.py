@@ -276,6 +276,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The event stream is served outside DRF (rooms/stream.py); this hook documents it.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "chatsite.api.schema.add_stream_path"],
 }
 
 # Tunables of the chat protocol (CONTRACT §3).

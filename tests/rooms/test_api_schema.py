@@ -136,3 +136,17 @@ def test_schema_documents_dms():
     assert set(operation["responses"]) >= {"200", "201", "400", "401", "404"}
     body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][body]["properties"]) == {"username"}
+
+
+def test_schema_documents_catching_up_and_the_event_stream():
+    """§6: changes (required since, its page shape), typing's 204, and the stream served outside DRF."""
+    schema = APIClient().get("/api/v1/schema/?format=json").json()
+    changes = schema["paths"]["/api/v1/rooms/{slug}/changes/"]["get"]
+    assert [(p["name"], p["required"]) for p in changes["parameters"] if p["in"] == "query"] == [("since", True)]
+    page = changes["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][page]["properties"]) == {"updated", "deleted", "version", "has_more"}
+    assert set(schema["paths"]["/api/v1/rooms/{slug}/typing/"]["post"]["responses"]) >= {"204", "403", "404"}
+    stream = schema["paths"]["/api/v1/stream/"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
+    assert {p["name"] for p in stream["parameters"]} == {"rooms", "after", "ticket", "Last-Event-ID"}
+    assert stream["security"] == schema["paths"]["/api/v1/me/"]["get"]["security"]

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from rooms import conversations, services
+from rooms.exceptions import NotFound
 from rooms.models import Message, Room
 from rooms.posting import PostRequest, posts_store
 
@@ -238,15 +239,18 @@ def test_only_get_is_served(alice, lobby):
 # ----- versions under concurrency ------------------------------------------------------------------
 
 WRITERS, OPERATIONS = 4, 40
+EMOJI = ["👍", "❤️", ":tada:"]
 
 
 @pytest.mark.postgres
 @pytest.mark.timeout(240)
 @UNLIMITED
-def test_versions_under_concurrent_posts_edits_and_deletes(transactional_db, user_factory, room_factory):
-    """Writers post, edit and delete at once while a reader follows `changes`: every change takes a
-    version of its own (1..N, none shared), each writer's versions increase, the reader that kept
-    `since` ends with the server's exact state, and a sweep from 0 lists every message once."""
+@override_settings(CHAT_REACTION_RATE=(100_000, 1.0))
+def test_versions_under_concurrent_posts_edits_reactions_and_deletes(transactional_db, user_factory, room_factory):
+    """Writers post, edit, react and delete at once while a reader follows `changes`: every change
+    takes a version of its own (1..N, none shared), each writer's versions increase, the reader
+    that kept `since` ends with the server's exact state (versions, deletes, reactions), and a
+    sweep from 0 lists every message once."""
     writers = [user_factory() for _ in range(WRITERS)]
     reader_user = user_factory()
     room = room_factory("race", members=[*writers, reader_user])
@@ -255,6 +259,9 @@ def test_versions_under_concurrent_posts_edits_and_deletes(transactional_db, use
     start = threading.Barrier(WRITERS + 2)
     writing_done = threading.Event()
     reader_state: dict[int, tuple[int, bool]] = {}  # message id -> (version, deleted), as the reader saw it
+    reader_reactions: dict[int, list] = {}
+
+    every_id: list[int] = []  # ids of all writers' messages, for reactions on each other's
 
     def write(index: int) -> None:
         user, taken, chance = writers[index], versions[index], random.Random(index)
@@ -263,11 +270,21 @@ def test_versions_under_concurrent_posts_edits_and_deletes(transactional_db, use
             start.wait()
             for n in range(OPERATIONS):
                 roll = chance.random()
-                if not live or roll < 0.5:
+                if not live or roll < 0.4:
                     message, _ = services.message_post(user=user, room=room, body=f"w{index}-{n}")
                     live.append(message)
-                elif roll < 0.85:
+                    every_id.append(message.id)
+                elif roll < 0.65:
                     message = services.message_edit(user=user, message=chance.choice(live), body=f"e{index}-{n}")
+                elif roll < 0.85:
+                    # Anyone's message: it may have been deleted meanwhile (NotFound takes no version).
+                    message = Message.objects.select_related("room").get(pk=chance.choice(every_id))
+                    emoji = chance.choice(EMOJI)
+                    try:
+                        if not conversations.reaction_add(user=user, message=message, emoji=emoji):
+                            conversations.reaction_remove(user=user, message=message, emoji=emoji)
+                    except NotFound:
+                        continue
                 else:
                     message = live.pop(chance.randrange(len(live)))
                     services.message_delete(actor=user, message=message)
@@ -287,6 +304,7 @@ def test_versions_under_concurrent_posts_edits_and_deletes(transactional_db, use
                 for message in answer["updated"]:
                     assert message["version"] > since
                     reader_state[message["id"]] = (message["version"], False)
+                    reader_reactions[message["id"]] = message["reactions"]
                 for message_id in answer["deleted"]:
                     reader_state[message_id] = (reader_state.get(message_id, (0, True))[0], True)
                 assert answer["version"] >= since
@@ -309,8 +327,9 @@ def test_versions_under_concurrent_posts_edits_and_deletes(transactional_db, use
     threads[-1].join(timeout=60)
     assert not errors, errors
 
-    total = WRITERS * OPERATIONS
     taken = [version for per_writer in versions for version in per_writer]
+    total = len(taken)
+    assert total > WRITERS * OPERATIONS * 0.9  # few reactions met a message deleted meanwhile
     assert sorted(taken) == list(range(1, total + 1)), "a version was shared or skipped"
     for per_writer in versions:
         assert per_writer == sorted(per_writer) and len(set(per_writer)) == len(per_writer)
@@ -323,6 +342,10 @@ def test_versions_under_concurrent_posts_edits_and_deletes(transactional_db, use
     assert {mid: v for mid, (v, d) in reader_state.items() if not d} == {
         mid: v for mid, (v, d) in final.items() if not d
     }
+
+    final_reactions = {m.id: m.reactions or [] for m in Message.objects.filter(room=room, deleted__isnull=True)}
+    assert {mid: reader_reactions[mid] for mid in final_reactions} == final_reactions
+    assert any(final_reactions.values()), "the writers' reactions should have left some"
 
     seen: list[int] = []
     since = 0
