@@ -9,17 +9,12 @@ across processes, a stream on one and a socket or a sender on the other.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import override_settings
 
 from rooms import services
 from rooms.models import Message, Room
-from rooms.posting import PostRequest, posts_store
-from rooms.realtime import events
 from tests.support.http import http_json
 from tests.support.servers import DaphneProcess
 from tests.support.sse import open_stream, refused
@@ -291,70 +286,6 @@ async def test_typing_over_rest_reaches_the_rooms_sockets_and_streams_but_not_th
     await alice_socket.close()
     await alice_stream.close()
     await bob_stream.close()
-
-
-async def test_a_stream_that_does_not_read_is_dropped_without_a_close_event(servers, people):
-    """A client that stops reading, with more than CHAT_SLOW_READER_BYTES waiting, is dropped: its
-    connection ends (no `close` event can reach it), presence says it left, the process goes on."""
-    slow_server = await sync_to_async(DaphneProcess(env={**SERVER_ENV, "CHAT_SLOW_READER_BYTES": "16384"}).start)(
-        timeout=60
-    )
-    try:
-        watcher = await open_stream(servers[0], rooms="lobby", token=people.tokens["alice"])
-        await watcher.event_of_type("joined")
-        # A small receive window (set before connecting, so the handshake advertises it): the
-        # kernel holds little, and what the server cannot send waits in its own buffer.
-        raw = socket.socket()
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        raw.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", slow_server.port))
-        reader, writer = await asyncio.open_connection(sock=raw, limit=1024)
-        writer.write(
-            f"GET /api/v1/stream/?rooms=lobby HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {people.tokens['bob']}\r\n\r\n".encode()
-        )
-        await writer.drain()
-        await watcher.event_until(lambda e: e.type == "presence" and e.data["user"] == "bob" and e.data["online"])
-        writer.transport.pause_reading()  # from here on the client reads nothing
-        body = "x" * 3900
-        with override_settings(CHAT_MESSAGE_RATE=(100_000, 1.0)):
-            for _batch in range(60):
-                await sync_to_async(post_batch)(people.lobby, people.alice, body, 40)
-                try:
-                    offline = await watcher.event_until(
-                        lambda e: e.type == "presence" and e.data["user"] == "bob", timeout=0.2
-                    )
-                    break
-                except AssertionError:
-                    continue
-            else:
-                raise AssertionError("the slow stream was never dropped")
-        assert offline.data["online"] is False
-        writer.transport.resume_reading()
-        received = b""
-        with contextlib.suppress(ConnectionError):
-            while chunk := await asyncio.wait_for(reader.read(65536), timeout=5):
-                received += chunk
-        assert received.startswith(b"HTTP/1.1 200")
-        writer.close()
-        # The process still serves: a new stream of the same user opens and joins.
-        again = await open_stream(slow_server, rooms="lobby", token=people.tokens["bob"])
-        assert (await again.event_of_type("joined")).data["room"] == "lobby"
-        await again.close()
-        await watcher.close()
-    finally:
-        await sync_to_async(slow_server.stop)()
-
-
-def post_batch(room, author, body: str, count: int) -> None:
-    """`count` posts stored by one batch of the write path (one layer event for them all)."""
-    outcomes = posts_store(
-        [
-            PostRequest(user_id=author.id, username=author.username, room_id=room.id, room_slug=room.slug, body=body)
-            for _ in range(count)
-        ]
-    )
-    events.messages_created(outcomes)
 
 
 async def test_a_ticket_authenticates_once(servers, people):
