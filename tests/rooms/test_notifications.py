@@ -9,7 +9,9 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from rooms import conversations, services
-from rooms.models import DirectPair, Membership, Message, Notification, Room
+from rooms.conversations.notifications import RoomKind, messages_plan
+from rooms.exceptions import Forbidden
+from rooms.models import Membership, Message, Notification, Room
 from rooms.posting import PostRequest, posts_store
 from rooms.protocol import message_dict
 from rooms.realtime import events
@@ -57,16 +59,8 @@ def user_frames(captured) -> dict[int, list[dict]]:
 
 
 def make_dm(first, second) -> Room:
-    low, high = sorted([first, second], key=lambda user: user.id)
-    room = Room.objects.create(
-        slug=f"dm-{low.id}-{high.id}",
-        name=", ".join(sorted([first.username, second.username])),
-        is_private=True,
-        kind=Room.Kind.DM,
-        owner=None,
-    )
-    Membership.objects.bulk_create([Membership(room=room, user=first), Membership(room=room, user=second)])
-    DirectPair.objects.create(room=room, user_low=low, user_high=high)
+    """The pair's DM, made by the real service (POST dms/)."""
+    room, _ = conversations.dm_open(user=first, username=second.username)
     return room
 
 
@@ -157,13 +151,20 @@ def test_a_dm_notifies_the_other_member_with_the_first_kind_that_applies(alice, 
 
 def test_a_dm_with_a_site_banned_user_notifies_no_one(alice, bob, moderator):
     """The DM refuses the post (CONTRACT §5, rooms/posting.py), so no one is notified."""
-    from rooms.exceptions import Forbidden
-
     dm = make_dm(alice, bob)
     services.site_ban(actor=moderator, username=bob.username)
     with pytest.raises(Forbidden):
         post(alice, dm, "hello @bob")
     assert not Notification.objects.filter(room=dm).exists()
+
+
+def test_a_dm_partner_who_cannot_read_is_not_notified(alice, bob, moderator):
+    """The readers rule on its own: a site-banned DM member is neither listed nor notified."""
+    dm = make_dm(alice, bob)
+    message = Message.objects.select_related("reply_to").get(pk=post(alice, dm, "hello @bob").pk)
+    services.site_ban(actor=moderator, username=bob.username)
+    plans = messages_plan([message], {dm.id: RoomKind.of(dm)})
+    assert (plans[message.id].mentions, plans[message.id].kinds) == ([], {})
 
 
 def test_a_non_member_is_not_a_mention_in_a_private_room(alice, bob, carol, room_factory):
