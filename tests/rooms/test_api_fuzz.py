@@ -31,6 +31,8 @@ FIELDS = [
     "before",
     "after",
     "limit",
+    "reply_to",
+    "emoji",
 ]
 
 json_values = st.recursive(
@@ -59,6 +61,7 @@ WRITE_ENDPOINTS = [
     ("post", "/api/v1/rooms/fuzz/messages/"),
     ("patch", "/api/v1/messages/{message_id}/"),
     ("post", "/api/v1/messages/{message_id}/report/"),
+    ("post", "/api/v1/messages/{message_id}/reactions/"),
     ("post", "/api/v1/rooms/fuzz/bans/"),
     ("post", "/api/v1/rooms/fuzz/mutes/"),
     ("post", "/api/v1/bans/"),
@@ -100,6 +103,26 @@ def test_any_query_is_never_a_500(world, query):
     for path in ("/api/v1/rooms/fuzz/messages/", "/api/v1/rooms/"):
         response = client.get(path, query)
         assert response.status_code in (200, 400), (path, query, response.content[:300])
+
+
+@given(query=st.dictionaries(st.sampled_from(["q", "room", "before"]), st.text(max_size=210), max_size=3))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_search_query_is_never_a_500(world, query):
+    """Arbitrary q, room and before on search/ answer 200, 400 or 404."""
+    client, _ = world
+    response = client.get("/api/v1/search/", query)
+    assert response.status_code in (200, 400, 404), (query, response.content[:300])
+
+
+@given(emoji=st.text(max_size=12))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_reaction_path_is_never_a_500(world, emoji):
+    """DELETE messages/{id}/reactions/<any text, percent-encoded>/ answers 204, 400 or 404."""
+    from urllib.parse import quote
+
+    client, message_id = world
+    response = client.delete(f"/api/v1/messages/{message_id}/reactions/{quote(emoji, safe='')}/")
+    assert response.status_code in (204, 400, 404), (emoji, response.content[:300])
 
 
 @pytest.mark.parametrize("method,path", WRITE_ENDPOINTS)
