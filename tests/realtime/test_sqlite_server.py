@@ -129,3 +129,20 @@ async def test_replies_and_reactions_on_sqlite(sqlite_server):
     assert (await recv_type(first, "error"))["code"] == "bad_request"
     for ws in (first, second):
         await ws.close()
+
+
+async def test_a_mention_notifies_on_sqlite_without_redis(sqlite_server):
+    """The in-memory layer path: writer1's socket that joined nothing gets the `notification`."""
+    server, tokens = sqlite_server
+    author = await connect(server, token=tokens[0])
+    await join(author, "lobby")
+    mentioned = await connect(server, token=tokens[1])
+    await send(mentioned, {"type": "ping"})
+    await recv_type(mentioned, "pong")
+    await send(author, {"type": "message", "room": "lobby", "body": "hi @Writer1.", "client_id": "mention-1"})
+    frame = await recv_type(mentioned, "notification", timeout=1.0)
+    assert frame["notification"]["kind"] == "mention"
+    assert frame["notification"]["message"]["mentions"] == ["writer1"]
+    assert frame["notification"]["message"]["client_id"] == "mention-1"
+    await author.close()
+    await mentioned.close()
