@@ -41,6 +41,7 @@ from rooms.protocol import (
 from rooms.realtime.consumer import Subscription
 from rooms.realtime.db import db_call
 from rooms.realtime.hub import get_hub
+from rooms.realtime.replay import replay_plan
 from rooms.realtime.writer import Frame, abort, daphne_request, keep_open, pending_bytes
 
 logger = logging.getLogger("chatsite.sse")
@@ -200,39 +201,21 @@ class EventStream:
         except ChatError as error:
             await self.send_frame({**error_frame(code=error.code, detail=error.detail), "room": slug})
             return False
-        resync = after is not None and len(replay) > limit
-        if after is None:
-            subscription.last_sent = last_id
-        elif resync:
-            subscription.last_sent = max(last_id, replay[-1].id)
-        else:
-            subscription.last_sent = min(after, last_id)
+        plan = replay_plan(after=after, last_id=last_id, messages=replay, limit=limit)
+        subscription.last_sent = plan.start
         # The joined event's id already covers this room, so a reconnect right after it resumes here.
         await self.send_frame(
-            joined_frame(room=room.slug, last_id=last_id, online=online, version=version), with_id=not resync
+            joined_frame(room=room.slug, last_id=last_id, online=online, version=version), with_id=not plan.resync
         )
-        if resync:
+        if plan.resync:
             await self.send_frame(resync_frame(room=room.slug), with_id=True)
-        elif after is not None:
-            for message in replay:
-                if message.id > subscription.last_sent and message.deleted is None:
-                    subscription.last_sent = message.id
-                    await self.send_frame(message_frame(message_dict(message)), with_id=True)
-                subscription.last_sent = max(subscription.last_sent, message.id)
-        self._flush(subscription)
+        for message in plan.messages:
+            subscription.last_sent = message.id
+            await self.send_frame(message_frame(message_dict(message)), with_id=True)
+        subscription.last_sent = plan.last_sent
+        for shared, is_message in subscription.drain():
+            self._send_shared(shared, with_id=is_message)
         return True
-
-    def _flush(self, subscription: Subscription) -> None:
-        """Deliver what arrived live during the replay, skipping what the replay already sent."""
-        buffer = subscription.buffer
-        while buffer:
-            message_id, frame = buffer.pop(0)
-            if message_id is None:
-                self._send_shared(frame, with_id=False)
-            elif message_id > subscription.last_sent:
-                subscription.last_sent = message_id
-                self._send_shared(frame, with_id=True)
-        subscription.buffer = None
 
 
 def stream_request(scope: dict[str, Any]) -> tuple[list[str], dict[str, int]]:

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -57,6 +57,7 @@ from rooms.protocol import (
 from rooms.ratelimit import LocalBucket, rule_for
 from rooms.realtime.db import db_call
 from rooms.realtime.hub import Hub, get_hub
+from rooms.realtime.replay import replay_plan
 from rooms.realtime.writer import Frame, SocketWriter
 
 if TYPE_CHECKING:
@@ -78,6 +79,18 @@ class Subscription:
     buffer: list[tuple[int | None, Frame]] | None = field(default_factory=list)
     last_typing: float = 0.0
     last_post_at: float | None = None  # this socket's last accepted post (the slow-mode cache)
+
+    def drain(self) -> Iterator[tuple[Frame, bool]]:
+        """What arrived live while the join replayed, in order, as (frame, is_message), skipping the
+        messages the replay already sent; `last_sent` moves before each message is yielded. Live
+        from the first step on: consume it whole without awaiting in between."""
+        buffer, self.buffer = self.buffer or [], None
+        for message_id, frame in buffer:
+            if message_id is None:
+                yield frame, False
+            elif message_id > self.last_sent:
+                self.last_sent = message_id
+                yield frame, True
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -276,30 +289,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.room_ids.pop(room.slug, None)
             await asyncio.shield(self.hub.unsubscribe(self, room.id))
             raise
+        plan = replay_plan(after=frame.after, last_id=last_id, messages=replay, limit=limit)
         await self.send_frame(joined_frame(room=room.slug, last_id=last_id, online=online, version=version))
-        if frame.after is None:
-            subscription.last_sent = last_id
-        elif len(replay) > limit:
+        if plan.resync:
             await self.send_frame(resync_frame(room=room.slug))
-            subscription.last_sent = max(last_id, replay[-1].id)
-        else:
-            subscription.last_sent = min(frame.after, last_id)
-            for message in replay:
-                if message.id > subscription.last_sent and message.deleted is None:
-                    await self.send_frame(message_frame(message_dict(message)))
-                subscription.last_sent = max(subscription.last_sent, message.id)
-        await self._flush(subscription)
-
-    async def _flush(self, subscription: Subscription) -> None:
-        """Deliver what arrived live during the replay, skipping what the replay already sent."""
-        buffer = subscription.buffer
-        while buffer:
-            message_id, frame = buffer.pop(0)
-            if message_id is None or message_id > subscription.last_sent:
-                if message_id is not None:
-                    subscription.last_sent = message_id
-                self.send_shared(frame)
-        subscription.buffer = None
+        for message in plan.messages:
+            await self.send_frame(message_frame(message_dict(message)))
+        subscription.last_sent = plan.last_sent
+        for shared, _is_message in subscription.drain():
+            self.send_shared(shared)
 
     async def on_leave(self, frame: LeaveFrame) -> None:
         room_id = self.room_ids.get(frame.room)
