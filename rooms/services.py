@@ -274,6 +274,7 @@ def message_edit(*, user, message: Message, body: str) -> Message:
             replaced=now,
         )
         message.body_raw, message.body, message.edited, message.version = body, sanitized, now, version
+        message.reactions = current.reactions  # a reaction since `message` was read: broadcast the current
         mentions = conversations.message_mentions_edit(message)
         message.save(update_fields=["body", "body_raw", "edited", "version", "mentions"])
         if verdict.flagged:

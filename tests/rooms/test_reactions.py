@@ -167,6 +167,15 @@ def test_each_change_takes_the_rooms_next_version(message, bob, lobby):
     assert fresh(message).version == before + 2 == message.version
 
 
+def test_an_edit_after_a_reaction_carries_the_current_reactions(message, alice, bob):
+    """An edit of a message read before someone reacted answers (and broadcasts) the reactions as stored."""
+    stale = fresh(message)
+    conversations.reaction_add(user=bob, message=fresh(message), emoji="👍")
+    edited = services.message_edit(user=alice, message=stale, body="edited text")
+    assert edited.reactions == [{"emoji": "👍", "count": 1, "users": ["bob"]}]
+    assert fresh(message).reactions == edited.reactions
+
+
 def test_at_most_20_distinct_emoji(message, bob, alice):
     """20 distinct emoji are fine, the 21st is 400; another user may still add one of the 20."""
     codes = [f":e{number}:" for number in range(20)]
