@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 
 from rooms.models import Message, Room
 from tests.support.http import http_json
+from tests.support.sse import open_stream
 from tests.support.ws import connect, join, recv_type, recv_until, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -31,7 +32,8 @@ def store_messages(room: Room, author, count: int) -> list[int]:
 
 async def test_read_state_reaches_every_socket_of_the_user_on_both_processes(world, daphne_factory):
     """A `read` frame on one process, and a REST read, reach each of the user's sockets on two
-    processes within one second with the same numbers, including a socket that never joined the room."""
+    processes, and their SSE stream, within one second with the same numbers, including a socket
+    that never joined the room."""
     second = daphne_factory()
     ids = await sync_to_async(store_messages)(world.room, world.alice, 3)
     joined_here = await connect(world.server, token=world.tokens["bob"])
@@ -40,13 +42,17 @@ async def test_read_state_reaches_every_socket_of_the_user_on_both_processes(wor
     await join(joined_here, "lobby")
     await send(not_joined_there, {"type": "ping"})
     await recv_type(not_joined_there, "pong")  # the socket is registered with its hub
+    stream = await open_stream(second, rooms="lobby", token=world.tokens["bob"])
+    await stream.event_of_type("joined")
 
     await send(joined_here, {"type": "read", "room": "lobby", "last_read_id": ids[0]})
     expected = {"type": "read_state", "room": "lobby", "last_read_id": ids[0], "unread_count": 2, "mention_count": 0}
     frames = await asyncio.gather(
-        recv_type(joined_here, "read_state", ONE_SECOND), recv_type(not_joined_there, "read_state", ONE_SECOND)
+        recv_type(joined_here, "read_state", ONE_SECOND),
+        recv_type(not_joined_there, "read_state", ONE_SECOND),
+        stream.event_of_type("read_state", ONE_SECOND),
     )
-    assert frames == [expected, expected]
+    assert frames[:2] == [expected, expected] and frames[2].data == expected
 
     status, body = await sync_to_async(http_json)(
         "POST", f"{second.http_url}/api/v1/rooms/lobby/read/", world.tokens["bob"], {"last_read_id": ids[2]}
@@ -63,6 +69,7 @@ async def test_read_state_reaches_every_socket_of_the_user_on_both_processes(wor
     assert (await recv_until(other_user, lambda f: f["type"] in ("pong", "read_state")))["type"] == "pong"
     for ws in (joined_here, not_joined_there, other_user):
         await ws.close()
+    await stream.close()
 
 
 BAD_READS = [
