@@ -11,9 +11,11 @@ queries. Run (docs/benchmarks.md "Room list with read state"):
         .venv/bin/python bench/joined_rooms_bench.py [--rooms 200] [--messages 100000] [--repeat 30]
 
 The history: messages spread over the rooms (a few busy, most quiet: a power law), by the user
-and 20 others, 2% deleted; the user's marker in each room somewhere in its history (so unread
-counts run from 0 to a few thousand), unread notifications in a tenth of the rooms. A second
-fill with 10x fewer messages shows the cost does not grow with the history.
+and 20 others, 2% deleted; unread notifications in a tenth of the rooms. Each fill (10,000,
+then 100,000 messages) is measured twice: with the user's marker anywhere in each room's history
+(unread counts from 0 to thousands: the count walks the index entries above the marker, so it
+grows with the unread messages), then with at most 20 unread per room (the same unread over 10x
+the history: the cost must not grow).
 """
 
 from __future__ import annotations
@@ -80,12 +82,29 @@ def fill(*, rooms: int, messages: int, seed: int = 10) -> tuple[object, list[int
                 batch = []
         for room_id, last_id in last_by_room.items():
             Room.objects.filter(pk=room_id).update(last_message_id=last_id)
-        # The reader's marker: somewhere in each room's history.
-        ids_by_room: dict[int, list[int]] = {}
-        for room_id, message_id in Message.objects.values_list("room_id", "id"):
-            ids_by_room.setdefault(room_id, []).append(message_id)
+    return reader, [room.id for room in room_rows]
+
+
+def place_markers(reader, *, unread_cap: int | None, seed: int = 10) -> None:
+    """The reader's marker in each room: anywhere in its history (`unread_cap` None: unread counts
+    grow with the history), or at most `unread_cap` messages from its end; unread notifications
+    (the room's last three messages above the marker) in a tenth of the rooms."""
+    from django.db import connection, transaction
+
+    from rooms.models import Membership, Message, Notification
+
+    rng = random.Random(seed)
+    ids_by_room: dict[int, list[int]] = {}
+    for room_id, message_id in Message.objects.order_by("id").values_list("room_id", "id"):
+        ids_by_room.setdefault(room_id, []).append(message_id)
+    with transaction.atomic():
+        Notification.objects.filter(user=reader).delete()
         for room_id, ids in ids_by_room.items():
-            marker = ids[int(len(ids) * rng.random())] if rng.random() < 0.8 else ids[-1]
+            if unread_cap is None:
+                position = int(len(ids) * rng.random()) if rng.random() < 0.8 else len(ids) - 1
+            else:
+                position = max(0, len(ids) - 1 - rng.randint(0, unread_cap))
+            marker = ids[position]
             Membership.objects.filter(room_id=room_id, user=reader).update(last_read_id=marker)
             if rng.random() < 0.1:
                 Notification.objects.bulk_create(
@@ -97,7 +116,6 @@ def fill(*, rooms: int, messages: int, seed: int = 10) -> tuple[object, list[int
                 )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # as autovacuum would: index-only scans need the visibility map
-    return reader, [room.id for room in room_rows]
 
 
 def measure(reader, *, repeat: int, limit: int) -> dict[str, float]:
@@ -186,17 +204,20 @@ def main() -> None:
         started = time.perf_counter()
         reader, _ = fill(rooms=args.rooms, messages=messages)
         filled = time.perf_counter() - started
-        result = measure(reader, repeat=args.repeat, limit=args.limit)
-        print(
-            f"rooms={args.rooms} messages={messages} (filled in {filled:.1f} s) page of {result['page_rooms']}: "
-            f"median {result['median_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, {result['queries']} queries "
-            f"(the page query alone: median {result['db_median_ms']:.1f} ms), "
-            f"unread on the page {result['unread_total']}; all {result['rooms_walked']} rooms in "
-            f"{result['pages']} pages: {result['all_pages_ms']:.1f} ms",
-            flush=True,
-        )
-        if args.explain and messages == args.messages:
-            print(explain(reader, limit=args.limit))
+        for unread_cap in (None, 20):
+            place_markers(reader, unread_cap=unread_cap)
+            result = measure(reader, repeat=args.repeat, limit=args.limit)
+            markers = "anywhere in the history" if unread_cap is None else f"at most {unread_cap} unread per room"
+            print(
+                f"rooms={args.rooms} messages={messages} (filled in {filled:.1f} s), markers {markers}; "
+                f"page of {result['page_rooms']} rooms (unread on it {result['unread_total']}): "
+                f"median {result['median_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, {result['queries']} queries; "
+                f"the page query alone: median {result['db_median_ms']:.1f} ms; all {result['rooms_walked']} rooms "
+                f"in {result['pages']} pages: {result['all_pages_ms']:.1f} ms",
+                flush=True,
+            )
+            if args.explain and messages == args.messages and unread_cap is None:
+                print(explain(reader, limit=args.limit))
 
 
 if __name__ == "__main__":
