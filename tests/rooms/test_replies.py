@@ -205,3 +205,25 @@ async def test_ws_reply_is_broadcast_with_reply_to_and_bad_ones_answer_bad_reque
     await receive_type(ws, "pong")
     assert not await sync_to_async(Message.objects.filter(body_raw="no").exists)()
     await ws.disconnect()
+
+
+def test_join_replay_loads_replies_without_a_query_per_message(lobby, alice, bob, original, settings):
+    """The replay a joining socket gets (and the hub's gap fill, the same selector) builds reply
+    objects for 3 or 30 replies with the same queries."""
+    from rooms.protocol import message_dict
+
+    settings.CHAT_MESSAGE_RATE = (10_000, 1.0)
+
+    def replay_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            replay = selectors.room_replay(room_id=lobby.id, after=0, limit=500).messages
+            payloads = [message_dict(message) for message in replay]
+        assert all(p["reply_to"]["id"] == original.id for p in payloads if p["id"] != original.id)
+        return len(queries)
+
+    for number in range(3):
+        services.message_post(user=bob, room=lobby, body=f"r{number}", reply_to=original.id)
+    few = replay_queries()
+    for number in range(27):
+        services.message_post(user=alice, room=lobby, body=f"s{number}", reply_to=original.id)
+    assert replay_queries() == few
