@@ -305,6 +305,30 @@ def shared_contexts(shared_browser, transactional_db):
     yield make
     for context in contexts:
         context.close()
+    server_idle()
+
+
+def server_idle(timeout: float = 15.0) -> None:
+    """Wait until no other session uses the test database (PostgreSQL only).
+
+    Closing a page makes the server run its disconnect work (presence, leaving feeds) while the
+    next step, transactional_db's flush, truncates every table: the two can deadlock. The server
+    keeps no connection between calls (CONN_MAX_AGE=0), so "no other session" means it is done.
+    A connection that outlives the wait is not an error here; the flush then simply waits for it.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
 
 
 @pytest.fixture
