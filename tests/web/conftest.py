@@ -165,6 +165,18 @@ def wait_until(page, expression: str, timeout: float = 10_000) -> None:
         time.sleep(0.05)
 
 
+def eventually(check, timeout: float = 10.0):
+    """Poll `check()` (a database read, say) until it is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {check}")
+        time.sleep(0.05)
+
+
 def in_thread(function, /, *args, **kwargs):
     """Call a service from a fresh thread and return its result.
 
@@ -309,12 +321,13 @@ def shared_contexts(shared_browser, transactional_db):
 
 
 def server_idle(timeout: float = 15.0) -> None:
-    """Wait until no other session uses the test database (PostgreSQL only).
+    """Wait until no other session of the test database is inside a statement or a transaction
+    (PostgreSQL only).
 
     Closing a page makes the server run its disconnect work (presence, leaving feeds) while the
-    next step, transactional_db's flush, truncates every table: the two can deadlock. The server
-    keeps no connection between calls (CONN_MAX_AGE=0), so "no other session" means it is done.
-    A connection that outlives the wait is not an error here; the flush then simply waits for it.
+    next step, transactional_db's flush, truncates every table: the two can deadlock. Idle
+    connections hold no locks and do not count. One still busy after the wait is not an error
+    here; the flush then takes its chances as before.
     """
     from django.db import connection
 
@@ -324,7 +337,8 @@ def server_idle(timeout: float = 15.0) -> None:
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
             )
             if cursor.fetchone()[0] == 0:
                 return
