@@ -33,6 +33,8 @@ FIELDS = [
     "limit",
     "reply_to",
     "emoji",
+    "ids",
+    "all",
 ]
 
 json_values = st.recursive(
@@ -65,6 +67,7 @@ WRITE_ENDPOINTS = [
     ("post", "/api/v1/rooms/fuzz/bans/"),
     ("post", "/api/v1/rooms/fuzz/mutes/"),
     ("post", "/api/v1/bans/"),
+    ("post", "/api/v1/notifications/read/"),
 ]
 
 
@@ -112,6 +115,15 @@ def test_any_search_query_is_never_a_500(world, query):
     client, _ = world
     response = client.get("/api/v1/search/", query)
     assert response.status_code in (200, 400, 404), (query, response.content[:300])
+
+
+@given(query=st.dictionaries(st.sampled_from(["unread", "before"]), st.text(max_size=30), max_size=2))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_notifications_query_is_never_a_500(world, query):
+    """Arbitrary unread and before on notifications/ answer 200 or 400."""
+    client, _ = world
+    response = client.get("/api/v1/notifications/", query)
+    assert response.status_code in (200, 400), (query, response.content[:300])
 
 
 @given(emoji=st.text(max_size=12))
