@@ -30,7 +30,7 @@ from accounts.credentials import Credential
 from accounts.tickets import ticket_redeem
 from accounts.tokens import token_epoch_matches
 from chatsite import metrics
-from chatsite.api.errors import error_body
+from chatsite.api.errors import error_body, retry_after_header
 from rooms.realtime.db import run_in_db_thread
 
 
@@ -65,12 +65,14 @@ def cookie_is_trusted(scope) -> bool:
     return scope.get("type") == "http" and header(scope, b"sec-fetch-site") == "same-origin"
 
 
-async def refuse_http(send, *, status: int, code: str, detail: str) -> None:
+async def refuse_http(send, *, status: int, code: str, detail: str, retry_after: float | None = None) -> None:
     """Answer an HTTP connection request (the stream) with the API's error object, before any event."""
-    body = json.dumps(error_body(code, detail)).encode()
+    body = json.dumps(error_body(code, detail, retry_after=retry_after)).encode()
     headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="api"'))
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after_header(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

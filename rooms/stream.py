@@ -47,6 +47,7 @@ from rooms.realtime.writer import Frame, abort, daphne_request, keep_open, pendi
 logger = logging.getLogger("chatsite.sse")
 
 UNAVAILABLE_RETRY_SECONDS = 1.0
+OVERLOAD_CONNECT_RETRY_SECONDS = 5.0  # as the socket's (rooms/realtime/consumer.py)
 RECONNECT_MILLISECONDS = 2000
 
 
@@ -260,6 +261,18 @@ class StreamApp:
         if hub.is_closing:
             await refuse_http(
                 send, status=503, code="unavailable", detail="This process is shutting down; reconnect and resume."
+            )
+            return
+        limit = settings.CHAT_MAX_SOCKETS_PER_USER
+        if len(hub.connections_by_user.get(user.id, ())) >= limit:
+            # The socket's cap, counting sockets and streams together: refused before the stream.
+            await refuse_http(
+                send,
+                status=429,
+                code="rate_limited",
+                detail=f"At most {limit} open connections (sockets and streams) per user on a server; "
+                "close one (another tab?) and retry.",
+                retry_after=OVERLOAD_CONNECT_RETRY_SECONDS,
             )
             return
         await hub.start()

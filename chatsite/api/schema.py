@@ -61,6 +61,7 @@ STREAM_OPERATION: dict[str, Any] = {
         "401": _error("No valid credentials (session cookie from this site, Bearer JWT or ticket)."),
         "403": _error("An Origin that is not allowed, or a user banned site-wide."),
         "405": _error("Not GET."),
+        "429": _error("The user already holds CHAT_MAX_SOCKETS_PER_USER sockets and streams here; Retry-After."),
         "503": _error("The process is shutting down: reconnect (possibly elsewhere) and resume."),
     },
 }

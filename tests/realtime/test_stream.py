@@ -27,6 +27,7 @@ SERVER_ENV = {
     "RATE_LIMIT_MESSAGES": "1000/1s",
     "CHAT_PRESENCE_TTL_SECONDS": "3",
     "CHAT_HEARTBEAT_SECONDS": "1",
+    "CHAT_MAX_SOCKETS_PER_USER": "6",
 }
 
 
@@ -286,6 +287,34 @@ async def test_typing_over_rest_reaches_the_rooms_sockets_and_streams_but_not_th
     await alice_socket.close()
     await alice_stream.close()
     await bob_stream.close()
+
+
+async def test_streams_and_sockets_share_the_per_user_cap(servers, people):
+    """CHAT_MAX_SOCKETS_PER_USER (6 here) counts a user's sockets and streams on a process together:
+    beyond it a stream is refused with 429 JSON and Retry-After before it starts; other users and
+    other processes are unaffected."""
+    socket = await connect(servers[0], token=people.tokens["carol"])
+    await join(socket, "lobby")
+    streams = []
+    for _ in range(5):
+        streams.append(await open_stream(servers[0], rooms="lobby", token=people.tokens["carol"]))
+        await streams[-1].event_of_type("joined")
+    refused_stream = await open_stream(servers[0], rooms="lobby", token=people.tokens["carol"])
+    assert refused_stream.status == 429
+    assert refused_stream.response.headers["retry-after"] == "5"
+    body = refused_stream.response.json()
+    assert (body["code"], body["retry_after"]) == ("rate_limited", 5.0)
+    assert "At most 6 open connections" in body["detail"]
+    await refused_stream.close()
+    for other in (
+        await open_stream(servers[1], rooms="lobby", token=people.tokens["carol"]),
+        await open_stream(servers[0], rooms="lobby", token=people.tokens["alice"]),
+    ):
+        assert (await other.event_of_type("joined")).data["room"] == "lobby"
+        await other.close()
+    for stream in streams:
+        await stream.close()
+    await socket.close()
 
 
 async def test_a_ticket_authenticates_once(servers, people):
