@@ -35,9 +35,6 @@ const LIVE_ROOMS = 20; // rooms joined for the sidebar's live counts (the stream
 const JUMP_MAX_PAGES = 20; // older pages loaded at most to reach a message being opened
 const READ_CHECK_MS = 250;
 const CHANGES_MAX_PAGES = 50;
-// TRANSITIONAL: each part turns on once its back end is on main (issue 10: POST read/, the
-// notifications; issue 11: the changes feed); until then the page does without it.
-const SERVER_HAS = { readMarker: true, notifications: true, changes: false };
 
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const room = config.room;
@@ -412,7 +409,7 @@ function scheduleReadCheck() {
 
 /** Move the marker to the newest message in view, only while the user is attending. */
 function advanceReadMarker() {
-  if (!SERVER_HAS.readMarker || !state.isMember || !isAttending()) return;
+  if (!state.isMember || !isAttending()) return;
   const id = messages.newestVisibleId();
   if (id === null || id <= state.lastReadId) return;
   state.lastReadId = id;
@@ -582,8 +579,7 @@ socket.on("joined", (frame) => {
   state.isMember = true;
   if (firstTime && state.sidebarLoaded) state.sidebarLoaded.then(() => sidebar.get(room) || sidebar.load());
   // Edits, deletes and reactions are not replayed by the join: the changes feed has them.
-  if (SERVER_HAS.changes) catchUp({ resumed: frame.resumed });
-  else if (frame.resumed) loadLatest({ initial: false });
+  catchUp({ resumed: frame.resumed });
   scheduleReadCheck();
 });
 socket.on("message", ({ message }) => {
@@ -683,7 +679,7 @@ function showFirstUnread() {
 async function start() {
   if (config.isMuted) composer.lock("forbidden", "You are muted in this room: you may read but not post.");
   state.sidebarLoaded = sidebar.load();
-  if (SERVER_HAS.notifications) notifications.refreshCount();
+  notifications.refreshCount();
   const loaded = await loadLatest({ initial: true });
   await state.sidebarLoaded;
   showFirstUnread();

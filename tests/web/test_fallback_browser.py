@@ -9,10 +9,14 @@ server). One browser and one server for the module; data per test.
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.web.conftest import (
+    api_call,
+    api_token,
     browser_marks,
     message_items,
+    seed,
     send,
     wait_for_message,
     wait_until,
@@ -102,3 +106,40 @@ def test_blocked_websockets_fall_back_to_the_stream_and_switch_back(chat_page, s
         for text in ("from the stream", "to the stream", "back on the socket", "welcome back"):
             assert message_items(page, text).count() == 1
     assert unexpected(page_a) == [] and page_b.watch.problems() == []
+
+
+def test_a_page_offline_while_messages_were_edited_deleted_and_reacted_to_shows_all_three(
+    chat_page, shared_server, shared_contexts, members, lobby, alice, bob, password
+):
+    """alice's page has old history loaded (beyond the newest page, which a reconnect does not
+    reload) when its network goes away; meanwhile bob edits one of those messages, deletes another
+    and reacts to a third. Back online, the page rejoins and reads the changes feed: the edit, the
+    deletion and the reaction all show, and nothing is doubled."""
+    edited, deleted, reacted = seed(lobby, bob, ["will be edited", "will be deleted", "will be reacted to"])
+    seed(lobby, bob, [f"newer {n}" for n in range(80)])
+    context = shared_contexts(alice)
+    gate = WebSocketGate(context, blocked=False)
+    page = chat_page(alice, "lobby", context=context, query=f"?message={edited}")
+    for text in ("will be edited", "will be deleted", "will be reacted to", "newer 79"):
+        wait_for_message(page, text)
+
+    context.set_offline(True)  # no HTTP either: the page cannot fall back, it waits
+    gate.drop()
+    page.wait_for_selector("#connection[data-state=reconnecting]")
+    token = api_token(shared_server, "bob", password)
+    api_call(shared_server, "PATCH", f"messages/{edited}/", {"body": "was edited offline"}, token=token)
+    api_call(shared_server, "DELETE", f"messages/{deleted}/", token=token)
+    api_call(shared_server, "POST", f"messages/{reacted}/reactions/", {"emoji": "🎉"}, token=token)
+
+    context.set_offline(False)
+    gate.blocked = False
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    page.wait_for_selector("#connection[data-state=live][data-transport=ws]")
+    wait_for_message(page, "was edited offline")
+    expect(page.locator(f"#message-{deleted}")).to_have_count(0)
+    party = page.locator(f"#message-{reacted} button.reaction[data-emoji='🎉'] .reaction-count")
+    expect(party).to_have_text("1")
+    assert message_items(page, "will be edited").count() == 0
+    assert page.locator("#messages li.message").count() == 82  # 83 loaded, one deleted
+    assert message_items(page, "newer 79").count() == 1
+    assert unexpected(page) == []
