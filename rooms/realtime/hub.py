@@ -473,34 +473,47 @@ class Hub:
                 self._leaves_in_flight = False
 
     async def _heartbeat_loop(self) -> None:
-        """Keep this process's presence alive, announce crashed processes' users, refresh groups."""
         last_group_refresh = time.monotonic()
         while True:
             await asyncio.sleep(settings.CHAT_HEARTBEAT_SECONDS)
-            try:
-                entries = [
-                    (room_id, connection.username, entry)
-                    for room_id, feed in self.feeds.items()
-                    for connection, entry in list(feed.connections.items())
-                ]
-                await self.presence.refresh(entries)
-                await self.revalidate()
+            refresh_groups = time.monotonic() - last_group_refresh > GROUP_REFRESH_SECONDS
+            if refresh_groups:
+                last_group_refresh = time.monotonic()
+            await self.heartbeat(refresh_groups=refresh_groups)
+
+    async def heartbeat(self, *, refresh_groups: bool = False) -> None:
+        """One beat: re-check rules and credentials (the database), then keep this process's presence
+        alive, announce crashed processes' users, refresh groups (Redis). The two halves fail
+        apart: a Redis outage, which also loses the layer's close events, must not stop the
+        credential re-check that stands in for them."""
+        try:
+            await self.revalidate()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("hub revalidation failed", exc_info=True)
+        try:
+            entries = [
+                (room_id, connection.username, entry)
+                for room_id, feed in self.feeds.items()
+                for connection, entry in list(feed.connections.items())
+            ]
+            await self.presence.refresh(entries)
+            for room_id in list(self.feeds):
+                for username in await self.presence.reap(room_id=room_id):
+                    await self.publish_presence(room_id=room_id, username=username, online=False)
+                feed = self.feeds.get(room_id)
+                if feed is not None and feed.online is not None:
+                    # Presence events are hints like any layer event: the cache is re-read.
+                    feed.online = set(await self.presence.online(room_id=room_id))
+            if refresh_groups:
+                await self.layer.group_add(events.SITE_GROUP, self.channel)
                 for room_id in list(self.feeds):
-                    for username in await self.presence.reap(room_id=room_id):
-                        await self.publish_presence(room_id=room_id, username=username, online=False)
-                    feed = self.feeds.get(room_id)
-                    if feed is not None and feed.online is not None:
-                        # Presence events are hints like any layer event: the cache is re-read.
-                        feed.online = set(await self.presence.online(room_id=room_id))
-                if time.monotonic() - last_group_refresh > GROUP_REFRESH_SECONDS:
-                    last_group_refresh = time.monotonic()
-                    await self.layer.group_add(events.SITE_GROUP, self.channel)
-                    for room_id in list(self.feeds):
-                        await self.layer.group_add(events.room_group_name(room_id), self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("hub heartbeat failed", exc_info=True)
+                    await self.layer.group_add(events.room_group_name(room_id), self.channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("hub heartbeat failed", exc_info=True)
 
 
 @per_loop

@@ -144,6 +144,21 @@ async def test_revalidation_closes_connections_whose_credential_ended(hub):
     assert [c.closed_with for c in (fine, logged_out, banned, unvouched)] == [None, 4001, 4003, 4001]
 
 
+async def test_the_credential_recheck_runs_while_redis_is_away(hub, monkeypatch):
+    """Redis down (so the layer's close event was lost too): the heartbeat still closes a
+    connection whose credential ended, since that check needs only the database."""
+    ended = Recorder(5)
+    hub.add(ended)
+    hub.test_ended[ended.credential] = 4001
+
+    async def redis_down(entries):
+        raise RedisConnectionError("Redis is away")
+
+    monkeypatch.setattr(hub.presence, "refresh", redis_down)
+    await hub.heartbeat()
+    assert ended.closed_with == 4001
+
+
 async def test_mute_and_slow_mode_events_update_the_standing_cache(hub):
     """RoomMuted and RoomUpdated change the feed's cached rules at once."""
     await hub.start()
