@@ -163,8 +163,14 @@ export class RoomSidebar {
     const all = this._sorted([...this.rooms.values()]);
     const rooms = all.filter((room) => room.kind !== "dm");
     const dms = all.filter((room) => room.kind === "dm");
+    // The rows are rebuilt on every count change: a keyboard user's focus stays on the same room.
+    const focused = document.activeElement?.closest?.(".sidebar-room")?.dataset.slug ?? null;
     this.parts.rooms.replaceChildren(...rooms.map((room) => this._item(room)));
     this.parts.dms.replaceChildren(...dms.map((room) => this._item(room)));
+    if (focused !== null) {
+      const again = [...this.parts.panel.querySelectorAll(".sidebar-room")].find((item) => item.dataset.slug === focused);
+      again?.querySelector("a")?.focus();
+    }
     // The phone layout's "Rooms" button carries the total of the other rooms.
     let unread = 0;
     let mentions = 0;

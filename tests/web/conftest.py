@@ -301,7 +301,7 @@ def shared_server(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def shared_contexts(shared_browser, transactional_db):
+def shared_contexts(shared_browser, shared_server, transactional_db):
     """Browser contexts of the shared browser for one test (closed after it); `make(user)` signs in."""
     contexts = []
 
@@ -317,7 +317,28 @@ def shared_contexts(shared_browser, transactional_db):
     yield make
     for context in contexts:
         context.close()
+    sockets_closed(shared_server)
     server_idle()
+
+
+def sockets_closed(server, timeout: float = 15.0) -> None:
+    """Wait until the server counts no open socket and no room join (/metrics): it has noticed the
+    closed pages and done its leave work, which must not run into the next flush."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except (urllib.error.URLError, OSError):
+            return  # no metrics to go by: the database check alone decides
+        values = [
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith(("chat_ws_connections ", "chat_rooms_joined "))
+        ]
+        if not any(values):
+            return
+        time.sleep(0.05)
 
 
 def server_idle(timeout: float = 15.0) -> None:

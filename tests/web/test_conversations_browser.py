@@ -462,13 +462,14 @@ def test_sidebar_counts_other_rooms_live_and_clears_on_both_devices_as_they_are_
     chat_page, members, lobby, garden, alice, bob
 ):
     """Two devices of bob see alice's messages in #garden counted live in the sidebar (the room
-    moving to the top); bob opens #garden on one device, reads, and the count clears on both."""
+    moving to the top, the keyboard focus staying on it); bob opens #garden on one device, reads, and the count clears on both."""
     one = chat_page(bob, "lobby")
     two = chat_page(bob, "lobby")  # another browser context: a second device of the same user
     for page in (one, two):
         expect(sidebar_link(page, "garden")).to_be_visible()
         expect(unread_badge(page, "garden")).to_have_count(0)
         expect(sidebar_link(page, "lobby")).to_have_attribute("aria-current", "page")
+    sidebar_link(two, "garden").focus()  # a keyboard user on the list while it changes
     post(alice, garden, "first in the garden")
     last = post(alice, garden, "second in the garden")
     post(bob, garden, "bob's own: not unread for bob")
@@ -476,6 +477,7 @@ def test_sidebar_counts_other_rooms_live_and_clears_on_both_devices_as_they_are_
         expect(unread_badge(page, "garden")).to_have_text("2")
         expect(sidebar_link(page, "garden")).to_have_accessible_name(re.compile(r"^#garden\W+2 unread$"))
         expect(page.locator("#sidebar-rooms li").first).to_have_attribute("data-slug", "garden")
+    expect(sidebar_link(two, "garden")).to_be_focused()  # the rows were rebuilt; the focus stayed
 
     sidebar_link(one, "garden").click()
     one.wait_for_url("**/rooms/garden/")
