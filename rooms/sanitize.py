@@ -11,12 +11,14 @@ import threading
 from functools import partial
 
 import bleach
-from bleach.linkifier import LinkifyFilter
+from bleach.linkifier import URL_RE, LinkifyFilter
 
 ALLOWED_TAGS = frozenset({"b", "i", "em", "strong", "code", "pre", "a"})
 ALLOWED_ATTRIBUTES = {"a": ["href", "rel"]}
 ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
 LINK_REL = "nofollow noopener"
+# What the linkifier turns into a link: mention parsing skips these spans (rooms/conversations/mentions.py).
+LINKIFIED_URL_RE = URL_RE
 
 
 def _set_rel(attrs: dict, new: bool = False) -> dict:

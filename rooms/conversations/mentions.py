@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from bleach.linkifier import URL_RE
+from rooms.sanitize import LINKIFIED_URL_RE
 
 # Django's UnicodeUsernameValidator: `^[\w.@+-]+\Z`, at most 150 characters (AbstractUser).
 USERNAME_MAX = 150
@@ -68,7 +68,7 @@ def visible_text(raw: str) -> str:
         raw = "".join(parts)
     raw = _SCHEME_URL.sub(" ", raw)
     if "." in raw:
-        raw = URL_RE.sub(" ", raw)
+        raw = LINKIFIED_URL_RE.sub(" ", raw)
     return raw
 
 
