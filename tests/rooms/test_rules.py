@@ -34,8 +34,9 @@ ENDS = {
 
 
 @pytest.fixture
-def restrictions(user_factory, room_factory):
-    """One row of each kind per end time; returns {model: {label: row}}."""
+def restrictions(user_factory, room_factory, clock):
+    """One row of each kind per end time, on a frozen clock (so "ends in a second" has not ended by
+    the time a loaded machine gets to the assertion); returns {model: {label: row}}."""
     now = timezone.now()
     rows: dict = {RoomBan: {}, RoomMute: {}, SiteBan: {}}
     for label, offset in ENDS.items():
