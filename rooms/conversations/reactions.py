@@ -117,6 +117,16 @@ def _dm_partner_is_site_banned(*, user, room: Room) -> bool:
     return users.filter(Q(is_active=False) | Q(pk__in=SiteBan.objects.active().values("user_id"))).exists()
 
 
+def _change_check(*, user, message: Message, emoji: Any) -> str:
+    """What every reaction change checks before taking locks: the emoji rule (its stored form
+    returned), a live message, a user who may post in its room."""
+    emoji = emoji_check(emoji)
+    if message.is_deleted:
+        raise NotFound(f"No message {message.id}.")
+    _reactor_check(user=user, room=message.room)
+    return emoji
+
+
 def _locked(message: Message) -> Message:
     """Lock the room's row, then the message's (the order every change of a message takes, as in
     services.message_edit); the locked row, NotFound if it was deleted meanwhile."""
@@ -166,10 +176,7 @@ def reaction_add(*, user, message: Message, emoji: str) -> bool:
     403), a deleted message 404, a 21st distinct emoji 400. Spends a token of the `reaction` rate
     limit (CHAT_REACTION_RATE) only when something changes. Locks the room row, then the message's.
     """
-    emoji = emoji_check(emoji)
-    if message.is_deleted:
-        raise NotFound(f"No message {message.id}.")
-    _reactor_check(user=user, room=message.room)
+    emoji = _change_check(user=user, message=message, emoji=emoji)
     with transaction.atomic():
         _locked(message)
         if Reaction.objects.filter(message_id=message.id, user_id=user.id, emoji=emoji).exists():
@@ -190,10 +197,7 @@ def reaction_remove(*, user, message: Message, emoji: str) -> None:
 
     The same refusals as `reaction_add` (a muted or banned user changes nothing in the room) and
     the same rate limit and locks; broadcast `reaction` with `added: false`."""
-    emoji = emoji_check(emoji)
-    if message.is_deleted:
-        raise NotFound(f"No message {message.id}.")
-    _reactor_check(user=user, room=message.room)
+    emoji = _change_check(user=user, message=message, emoji=emoji)
     with transaction.atomic():
         _locked(message)
         reaction = Reaction.objects.filter(message_id=message.id, user_id=user.id, emoji=emoji).first()
