@@ -662,7 +662,11 @@ socket.on("error", (frame) => composer.showStatus(frame.detail || "The server re
 /** Keep the sidebar's rooms joined (live only) so their messages move the counts. */
 function joinSidebarRooms() {
   const others = sidebar.slugs().filter((slug) => slug !== room);
-  for (const slug of others.slice(0, LIVE_ROOMS - 1)) socket.join(slug);
+  // From the loaded list's last message on: what arrived between the list's GET and the join
+  // replays, so the counts miss nothing.
+  for (const slug of others.slice(0, LIVE_ROOMS - 1)) {
+    socket.join(slug, { after: sidebar.get(slug)?.last_message_id ?? null });
+  }
 }
 
 /** The divider before the first unread message, and the view scrolled to show it. */

@@ -70,8 +70,9 @@ export class RoomSidebar {
   /** A new message in one of the rooms (any room the page joined). */
   onMessage(message) {
     const room = this.rooms.get(message.room);
-    if (!room) return;
-    room.last_message_id = Math.max(room.last_message_id ?? 0, message.id);
+    // Counted already: in the loaded list (its last_message_id) or as an earlier frame.
+    if (!room || message.id <= (room.last_message_id ?? 0)) return;
+    room.last_message_id = message.id;
     if (message.author.id !== this.viewer.userId && message.id > (room.last_read_id ?? 0)) {
       room.unread_count = (room.unread_count ?? 0) + 1;
     }
