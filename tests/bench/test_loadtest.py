@@ -221,6 +221,37 @@ def test_capacity_bisects_after_the_first_failing_step(fake_server, tmp_path):
     assert summary["steps"][1]["lost"] > 0
 
 
+@pytest.mark.parametrize("fake_server", [["--reject-every", "7"]], indirect=True)
+def test_capacity_step_with_refusals_does_not_pass(fake_server, tmp_path):
+    """A step the server answers in part with rate_limited fails, even with every accepted message
+    delivered in time: capacity is what it carries without refusing."""
+    port, _pid = fake_server
+    summary = _loadtest(
+        tmp_path,
+        "capacity",
+        "--port",
+        str(port),
+        "--rate",
+        "40",
+        "--duration",
+        "0.5",
+        "--grace",
+        "1",
+        "--max-steps",
+        "1",
+        "--refine",
+        "0",
+        "--pause",
+        "0",
+        "--quiesce-max",
+        "0",
+    )
+    step = summary["steps"][0]
+    assert step["rejected"] > 0 and step["lost"] == 0 and step["unanswered"] == 0
+    assert step["passed"] is False
+    assert summary["capacity"]["last_passing_msgs_per_s"] is None
+
+
 def _socketio_peer_ready() -> str | None:
     """Why the real Socket.IO peer cannot run here, or None."""
     if shutil.which("node") is None:
